@@ -1,0 +1,142 @@
+"""The one exception tree of manila_protector.
+
+Every error the project raises is a :class:`ProtectorError`.  Each class has a
+stable machine-readable ``code`` (what a job record, a notification and an RPC
+caller see) and a ``retryable`` flag (whether sending the same request again
+later may succeed).
+
+Foreign exceptions (python-manilaclient, keystoneauth, requests, tooz,
+jsonschema) are translated into these in exactly one place each and re-raised
+with ``raise ... from exc``.
+
+The constructor signature ``(message, *, request_id=None, details=None)`` and
+the ``kwargs`` attribute let oslo.messaging rebuild the exception on the
+caller's side (it calls ``cls(*args, **exc.kwargs)``).
+"""
+
+from __future__ import annotations
+
+import typing
+
+
+class ProtectorError(Exception):
+    """Base of every manila_protector error."""
+
+    code: typing.ClassVar[str] = "internal_error"
+    retryable: typing.ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request_id: str | None = None,
+        details: dict[str, typing.Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.request_id = request_id
+        self.details = dict(details or {})
+        # Read by oslo.messaging when it serialises the exception for a caller.
+        self.kwargs = {"request_id": request_id, "details": self.details}
+
+    def to_dict(self) -> dict[str, typing.Any]:
+        """The error as the JSON object a job record carries."""
+        return {
+            "code": self.code,
+            "message": self.message,
+            "retryable": self.retryable,
+            "request_id": self.request_id,
+            "details": dict(self.details),
+        }
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidRequest(ProtectorError):
+    """The request is malformed: a schema violation, a bad id, a wrong type."""
+
+    code = "invalid_request"
+
+
+class NotFound(ProtectorError):
+    """A share, snapshot or job does not exist (or is not visible to the caller)."""
+
+    code = "not_found"
+
+
+class InvalidStatus(ProtectorError):
+    """A share or snapshot is in a status that forbids the operation."""
+
+    code = "invalid_status"
+
+
+class OperationFailed(ProtectorError):
+    """Manila accepted the operation but it ended in an error status."""
+
+    code = "operation_failed"
+
+
+class Conflict(ProtectorError):
+    """Manila refused the operation because of the resource's state (HTTP 409)."""
+
+    code = "conflict"
+
+
+class Unsupported(ProtectorError):
+    """The Manila deployment or share type does not support what was asked."""
+
+    code = "unsupported"
+
+
+class NotAuthorized(ProtectorError):
+    """The caller may not do this: no credentials, rejected credentials, or another project."""
+
+    code = "not_authorized"
+
+
+class QuotaExceeded(ProtectorError):
+    """Manila refused the operation because the project is over quota."""
+
+    code = "quota_exceeded"
+
+
+class DeadlineExceeded(ProtectorError):
+    """An operation did not finish within its deadline."""
+
+    code = "deadline_exceeded"
+    retryable = True
+
+
+class ManilaUnavailable(ProtectorError):
+    """Manila could not be reached or answered with a server error."""
+
+    code = "manila_unavailable"
+    retryable = True
+
+
+class ShareBusy(ProtectorError):
+    """Another job holds the share's lock."""
+
+    code = "share_busy"
+    retryable = True
+
+
+class LockUnavailable(ProtectorError):
+    """The lock backend could not be reached; the job did not run unlocked."""
+
+    code = "lock_unavailable"
+    retryable = True
+
+
+class JobConflict(ProtectorError):
+    """A job id was reused for a different operation or share."""
+
+    code = "job_conflict"
+
+
+class WorkerStopping(ProtectorError):
+    """The worker is shutting down and takes no new jobs."""
+
+    code = "worker_stopping"
+    retryable = True

@@ -1,0 +1,205 @@
+"""Every option of manila_protector, registered on a ``ConfigOpts`` passed in.
+
+Nothing is registered at import time.  ``list_opts()`` feeds
+``oslo-config-generator --namespace manila_protector`` (see ``etc/``).
+
+Option names are part of the product: deployment tools and the docs rely on them.
+"""
+
+from __future__ import annotations
+
+import copy
+import socket
+
+from keystoneauth1 import loading as ks_loading
+from oslo_config import cfg
+
+MANILA_GROUP = "manila"
+WORKER_GROUP = "worker"
+COORDINATION_GROUP = "coordination"
+
+_DEFAULT_OPTS = [
+    cfg.HostAddressOpt(
+        "host",
+        default=socket.gethostname(),
+        sample_default="<current hostname>",
+        help="Name of this worker host: the RPC server name and part of the notification "
+             "publisher id (manila_protector.<host>). Must be unique among the workers "
+             "on one topic.",
+    ),
+    cfg.StrOpt(
+        "state_path",
+        default="/var/lib/manila-protector",
+        help="Directory for the worker's state: the job journal and, with the default "
+             "lock backend, the lock files. Must be writable by the service user.",
+    ),
+]
+
+_WORKER_OPTS = [
+    cfg.StrOpt(
+        "topic",
+        default="manila_protector",
+        help="RPC topic the workers listen on. Every worker on one topic shares the work.",
+    ),
+    cfg.IntOpt(
+        "max_concurrent_jobs",
+        default=8,
+        min=1,
+        help="Jobs (on different shares) this worker runs at the same time. Further "
+             "accepted jobs wait in the journal.",
+    ),
+    cfg.IntOpt(
+        "max_request_bytes",
+        default=262144,
+        min=1024,
+        help="Largest accepted RPC request (parameters and saved_info as JSON); larger "
+             "requests are refused with invalid_request.",
+    ),
+    cfg.IntOpt(
+        "job_retention",
+        default=7 * 24 * 3600,
+        min=0,
+        help="Seconds finished jobs stay in the journal (and are answered for the same "
+             "job_id). 0 keeps them forever.",
+    ),
+    cfg.IntOpt(
+        "shutdown_timeout",
+        default=300,
+        min=0,
+        help="On SIGTERM, seconds to let running jobs finish before exiting; jobs still "
+             "running then are resumed from the journal at the next start. Keep below "
+             "systemd's TimeoutStopSec.",
+    ),
+]
+
+_COORDINATION_OPTS = [
+    cfg.StrOpt(
+        "backend_url",
+        default=None,
+        sample_default="file://$state_path/locks",
+        help="tooz backend for the per-share locks. Default: file:// locks under "
+             "state_path (one host only). Several hosts need a shared backend: "
+             "redis://host:6379, etcd3+http://host:2379, zookeeper://host:2181.",
+        secret=True,
+    ),
+    cfg.FloatOpt(
+        "lock_wait",
+        default=30.0,
+        min=0,
+        help="Seconds a job waits for its share's lock before failing with the "
+             "retryable error share_busy.",
+    ),
+    cfg.FloatOpt(
+        "backend_timeout",
+        default=20.0,
+        min=1,
+        help="Seconds a call to the lock backend may take before the job fails with "
+             "the retryable error lock_unavailable.",
+    ),
+]
+
+_MANILA_OPTS = [
+    cfg.StrOpt(
+        "max_api_version",
+        default=None,
+        help="Highest Manila API microversion to use (e.g. 2.73). Default: the highest "
+             "that both this python-manilaclient and the Manila server support.",
+    ),
+    cfg.IntOpt(
+        "list_page_size",
+        default=500,
+        min=1,
+        max=10000,
+        help="Shares per list request; share lists are always paginated.",
+    ),
+    cfg.FloatOpt(
+        "poll_initial_interval",
+        default=0.25,
+        min=0.01,
+        help="Seconds between the first and second status poll of a wait.",
+    ),
+    cfg.FloatOpt(
+        "poll_backoff_factor",
+        default=1.25,
+        min=1.0,
+        help="Each poll interval is this many times the previous one. The lateness of "
+             "noticing that Manila finished stays within (factor - 1) of the time "
+             "already waited: 1.25 keeps it within a quarter.",
+    ),
+    cfg.FloatOpt(
+        "poll_max_interval",
+        default=15.0,
+        min=0.01,
+        help="Poll intervals never grow past this many seconds.",
+    ),
+    cfg.FloatOpt(
+        "poll_jitter",
+        default=0.1,
+        min=0.0,
+        max=0.99,
+        help="Each poll interval is shortened by a random fraction up to this, so many "
+             "workers do not poll in step.",
+    ),
+    cfg.FloatOpt("protect_timeout", default=3600.0, min=1,
+                 help="Deadline in seconds of a protect (waiting for the share and the "
+                      "snapshot)."),
+    cfg.FloatOpt("restore_timeout", default=3600.0, min=1,
+                 help="Deadline in seconds of a restore (the new share and its access "
+                      "rules, or the revert)."),
+    cfg.FloatOpt("delete_timeout", default=1800.0, min=1,
+                 help="Deadline in seconds of a snapshot delete."),
+    cfg.FloatOpt("verify_timeout", default=300.0, min=1,
+                 help="Deadline in seconds of a verify."),
+]
+
+#: keystoneauth's standard [manila] options get these defaults.
+_MANILA_DEFAULTS = {"service_type": "sharev2", "timeout": 60}
+
+
+def _keystoneauth_opts() -> list[cfg.Opt]:
+    opts = (
+        ks_loading.get_session_conf_options()
+        + ks_loading.get_auth_common_conf_options()
+        + ks_loading.get_adapter_conf_options(include_deprecated=False)
+    )
+    for opt in opts:
+        if opt.dest in _MANILA_DEFAULTS:
+            opt.default = _MANILA_DEFAULTS[opt.dest]
+    return opts
+
+
+def register_manila_opts(conf: cfg.ConfigOpts, group: str = MANILA_GROUP) -> None:
+    """Register the Manila access options (keystoneauth + waits) in ``group``.
+
+    The Karbor plugins call this on the conf Karbor gives them; the worker calls
+    :func:`register_opts`.
+    """
+    conf.register_group(cfg.OptGroup(group, title="Manila access, waits and deadlines"))
+    conf.register_opts(_MANILA_OPTS, group=group)
+    for opt in _keystoneauth_opts():
+        conf.register_opt(opt, group=group)
+    ks_loading.register_auth_conf_options(conf, group)
+    for name, value in _MANILA_DEFAULTS.items():
+        conf.set_default(name, value, group=group)
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    """Register every manila_protector option on ``conf``."""
+    conf.register_opts(_DEFAULT_OPTS)
+    conf.register_group(cfg.OptGroup(WORKER_GROUP, title="The protection worker"))
+    conf.register_opts(_WORKER_OPTS, group=WORKER_GROUP)
+    conf.register_group(cfg.OptGroup(COORDINATION_GROUP, title="Per-share locks (tooz)"))
+    conf.register_opts(_COORDINATION_OPTS, group=COORDINATION_GROUP)
+    register_manila_opts(conf)
+
+
+def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
+    """All options, for oslo-config-generator (``oslo.config.opts`` entry point)."""
+    manila_opts = _MANILA_OPTS + _keystoneauth_opts() + ks_loading.get_auth_plugin_conf_options(
+        "password")
+    return [
+        ("DEFAULT", copy.deepcopy(_DEFAULT_OPTS)),
+        (WORKER_GROUP, copy.deepcopy(_WORKER_OPTS)),
+        (COORDINATION_GROUP, copy.deepcopy(_COORDINATION_OPTS)),
+        (MANILA_GROUP, copy.deepcopy(manila_opts)),
+    ]

@@ -1,0 +1,254 @@
+"""Karbor's protection plugin for ``OS::Manila::Share`` -- a thin adapter.
+
+Karbor builds it as ``ManilaShareProtectionPlugin(provider_config)`` (the
+provider file's ConfigOpts; the ``[manila]`` section there configures Manila
+access and waits) and calls every hook as
+``hook(checkpoint, resource, context, parameters, **kwargs)``.  Each hook
+unpacks what Karbor passes once and calls the core
+(:class:`~manila_protector.plugins.share_protector.ShareProtector`) explicitly.
+
+The checkpoint's bank section for the share holds ``status`` and ``metadata``
+(the saved info), as Karbor's own plugins keep them.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing
+
+from oslo_config import cfg
+
+from manila_protector import exception
+from manila_protector import opts
+from manila_protector.plugins import resources
+from manila_protector.plugins import schemas
+from manila_protector.plugins import settings
+from manila_protector.plugins import share_protector
+
+LOG = logging.getLogger(__name__)
+
+# Karbor's resource status values in a checkpoint's bank section.
+STATUS_PROTECTING = "protecting"
+STATUS_AVAILABLE = "available"
+STATUS_ERROR = "error"
+STATUS_DELETING = "deleting"
+STATUS_DELETED = "deleted"
+STATUS_RESTORING = "restoring"
+
+
+class Operation:
+    """Karbor's operation interface; the hooks a subclass does not need do nothing."""
+
+    def on_prepare_begin(self, checkpoint: typing.Any, resource: typing.Any, context: typing.Any,
+                         parameters: typing.Any, **kwargs: typing.Any) -> None:
+        """Runs before any child resource's hooks (nothing to do for a share)."""
+
+    def on_prepare_finish(self, checkpoint: typing.Any, resource: typing.Any,
+                          context: typing.Any, parameters: typing.Any,
+                          **kwargs: typing.Any) -> None:
+        """Runs after all children's prepare hooks (nothing to do for a share)."""
+
+    def on_main(self, checkpoint: typing.Any, resource: typing.Any, context: typing.Any,
+                parameters: typing.Any, **kwargs: typing.Any) -> None:
+        """The work (overridden)."""
+
+    def on_complete(self, checkpoint: typing.Any, resource: typing.Any, context: typing.Any,
+                    parameters: typing.Any, **kwargs: typing.Any) -> None:
+        """Runs after all dependants' hooks (nothing to do for a share)."""
+
+
+def _job_tag(checkpoint: typing.Any, resource: typing.Any, kind: str) -> str | None:
+    """A tag unique to this checkpoint (or restore) and share, so a retried hook adopts."""
+    checkpoint_id = getattr(checkpoint, "id", None)
+    if not checkpoint_id:
+        return None
+    return f"karbor:{kind}:{checkpoint_id}:{resource.id}"
+
+
+class ProtectOperation(Operation):
+    """protect = snapshot the share; the saved info goes into the bank section."""
+
+    def __init__(self, plugin: ManilaShareProtectionPlugin) -> None:
+        self._plugin = plugin
+
+    def on_main(self, checkpoint: typing.Any, resource: typing.Any, context: typing.Any,
+                parameters: typing.Any, **kwargs: typing.Any) -> None:
+        section = checkpoint.get_resource_bank_section(resource.id)
+        section.update_object("status", STATUS_PROTECTING)
+        try:
+            options = share_protector.ProtectOptions.from_parameters(parameters)
+            protector = self._plugin.protector(context)
+            saved = protector.protect(resource.id, options,
+                                      job_tag=_job_tag(checkpoint, resource, "protect"))
+        except exception.ProtectorError as exc:
+            LOG.error("protect of share %s failed: %s", resource.id, exc)
+            section.update_object("status", STATUS_ERROR)
+            raise
+        section.update_object("metadata", saved.to_dict())
+        section.update_object("status", STATUS_AVAILABLE)
+        LOG.info("share %s protected as snapshot %s", resource.id, saved.snapshot_id)
+
+
+class RestoreOperation(Operation):
+    """restore = a new share from the snapshot (or a revert when share_id names the share)."""
+
+    def __init__(self, plugin: ManilaShareProtectionPlugin) -> None:
+        self._plugin = plugin
+
+    def on_main(self, checkpoint: typing.Any, resource: typing.Any, context: typing.Any,
+                parameters: typing.Any, **kwargs: typing.Any) -> None:
+        restore = kwargs.get("restore")
+        section = checkpoint.get_resource_bank_section(resource.id)
+        try:
+            saved = share_protector.SavedInfo.from_dict(section.get_object("metadata"))
+            options = share_protector.RestoreOptions.from_parameters(parameters)
+            if options.name is None and not options.target_share_id:
+                # Karbor's own naming of a restored share: <checkpoint>@<share>.
+                options = share_protector.RestoreOptions(
+                    target_share_id=None,
+                    name=f"{getattr(checkpoint, 'id', 'checkpoint')}@{resource.id}",
+                    description=options.description,
+                    restore_access_rules=options.restore_access_rules,
+                )
+            protector = self._plugin.protector(context)
+            result = protector.restore(saved, options,
+                                       job_tag=_job_tag(checkpoint, resource, "restore"))
+        except exception.ProtectorError as exc:
+            LOG.error("restore of share %s failed: %s", resource.id, exc)
+            if restore is not None:
+                restore.update_resource_status(resources.SHARE_RESOURCE_TYPE, resource.id,
+                                               STATUS_ERROR, str(exc))
+                restore.save()
+            raise
+        if restore is not None:
+            restore.update_resource_status(resources.SHARE_RESOURCE_TYPE, result.share_id,
+                                           result.status)
+            restore.save()
+        new_resources = kwargs.get("new_resources")
+        if isinstance(new_resources, dict):
+            new_resources[resource.id] = result.share_id
+        LOG.info("share %s restored as share %s (%s)", resource.id, result.share_id,
+                 result.mode)
+
+
+class VerifyOperation(Operation):
+    """verify = the snapshot exists and is available."""
+
+    def __init__(self, plugin: ManilaShareProtectionPlugin) -> None:
+        self._plugin = plugin
+
+    def on_main(self, checkpoint: typing.Any, resource: typing.Any, context: typing.Any,
+                parameters: typing.Any, **kwargs: typing.Any) -> None:
+        verify = kwargs.get("verify")
+        section = checkpoint.get_resource_bank_section(resource.id)
+        try:
+            schemas.validate(schemas.VERIFY_SCHEMA, parameters, "parameters")
+            saved = share_protector.SavedInfo.from_dict(section.get_object("metadata"))
+            result = self._plugin.protector(context).verify(saved)
+        except exception.ProtectorError as exc:
+            if verify is not None:
+                verify.update_resource_status(resources.SHARE_RESOURCE_TYPE, resource.id,
+                                              STATUS_ERROR, str(exc))
+            raise
+        if verify is not None:
+            verify.update_resource_status(resources.SHARE_RESOURCE_TYPE, resource.id,
+                                          result.status)
+
+
+class DeleteOperation(Operation):
+    """delete = delete the snapshot; already gone is success."""
+
+    def __init__(self, plugin: ManilaShareProtectionPlugin) -> None:
+        self._plugin = plugin
+
+    def on_main(self, checkpoint: typing.Any, resource: typing.Any, context: typing.Any,
+                parameters: typing.Any, **kwargs: typing.Any) -> None:
+        section = checkpoint.get_resource_bank_section(resource.id)
+        section.update_object("status", STATUS_DELETING)
+        try:
+            saved = share_protector.SavedInfo.from_dict(section.get_object("metadata"))
+            self._plugin.protector(context).delete(saved)
+        except exception.ProtectorError as exc:
+            LOG.error("delete of share %s's snapshot failed: %s", resource.id, exc)
+            section.update_object("status", STATUS_ERROR)
+            raise
+        section.delete_object("metadata")
+        section.update_object("status", STATUS_DELETED)
+
+
+class ManilaShareProtectionPlugin:
+    """Protection plugin for Manila shares (Karbor's ``ProtectionPlugin`` contract).
+
+    :param config: the provider file's ConfigOpts (Karbor passes it); the plugin
+        registers its ``[manila]`` options there. None uses an empty configuration.
+    """
+
+    _SUPPORT_RESOURCE_TYPES = (resources.SHARE_RESOURCE_TYPE,)
+
+    def __init__(self, config: cfg.ConfigOpts | None = None,
+                 runtime: settings.PluginRuntime | None = None) -> None:
+        self._config = config if config is not None else cfg.ConfigOpts()
+        opts.register_manila_opts(self._config)
+        self._runtime = runtime
+
+    @property
+    def runtime(self) -> settings.PluginRuntime:
+        # Built on first use: Karbor instantiates plugins while loading providers,
+        # and loading must not need Manila to be reachable.
+        if self._runtime is None:
+            self._runtime = settings.PluginRuntime.from_conf(self._config)
+        return self._runtime
+
+    def protector(self, context: typing.Any) -> share_protector.ShareProtector:
+        """The core acting for ``context``."""
+        runtime = self.runtime
+        return runtime.protector(runtime.client(context))
+
+    @classmethod
+    def get_supported_resources_types(cls) -> list[str]:
+        return list(cls._SUPPORT_RESOURCE_TYPES)
+
+    @classmethod
+    def _check(cls, resource_type: str) -> None:
+        if resource_type not in cls._SUPPORT_RESOURCE_TYPES:
+            raise exception.InvalidRequest(f"unsupported resource type {resource_type!r}")
+
+    @classmethod
+    def get_options_schema(cls, resource_type: str) -> dict:
+        cls._check(resource_type)
+        return schemas.schema_copy(schemas.OPTIONS_SCHEMA)
+
+    @classmethod
+    def get_restore_schema(cls, resource_type: str) -> dict:
+        cls._check(resource_type)
+        return schemas.schema_copy(schemas.RESTORE_SCHEMA)
+
+    @classmethod
+    def get_verify_schema(cls, resource_type: str) -> dict:
+        cls._check(resource_type)
+        return schemas.schema_copy(schemas.VERIFY_SCHEMA)
+
+    @classmethod
+    def get_saved_info_schema(cls, resource_type: str) -> dict:
+        cls._check(resource_type)
+        return schemas.schema_copy(schemas.SAVED_INFO_SCHEMA)
+
+    @classmethod
+    def get_saved_info(cls, metadata_store: typing.Any, resource: typing.Any) -> dict:
+        """The saved info kept for ``resource`` in a checkpoint (or its bank section)."""
+        section = metadata_store
+        if hasattr(metadata_store, "get_resource_bank_section"):
+            section = metadata_store.get_resource_bank_section(resource.id)
+        return section.get_object("metadata")
+
+    def get_protect_operation(self, resource: typing.Any) -> ProtectOperation:
+        return ProtectOperation(self)
+
+    def get_restore_operation(self, resource: typing.Any) -> RestoreOperation:
+        return RestoreOperation(self)
+
+    def get_verify_operation(self, resource: typing.Any) -> VerifyOperation:
+        return VerifyOperation(self)
+
+    def get_delete_operation(self, resource: typing.Any) -> DeleteOperation:
+        return DeleteOperation(self)

@@ -1,0 +1,179 @@
+"""Waiting for a Manila resource to reach a status: geometric backoff under a deadline.
+
+Why geometric: a job should finish about as soon as Manila does without
+hammering the API.  Polling at times t0, t0*g, t0*g^2, ... keeps the lateness
+(time between Manila finishing and us noticing) within ``(g - 1)`` of the time
+already waited, for about ``ln(T / t0) / ln(g)`` polls.  The default factor
+1.25 keeps the lateness within a quarter of the time waited.  Jitter only ever
+*shortens* an interval, so it never breaks that bound.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import threading
+import time
+import typing
+
+from manila_protector import exception
+
+LOG = logging.getLogger(__name__)
+
+#: The status a wait reports when the resource no longer exists (HTTP 404).
+GONE = "<gone>"
+
+
+class Clock(typing.Protocol):
+    """A source of monotonic time that can also sleep (tests drive a virtual one)."""
+
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """The real monotonic clock; ``sleep`` returns early when ``interrupt`` is set."""
+
+    def __init__(self, interrupt: threading.Event | None = None) -> None:
+        self._interrupt = interrupt or threading.Event()
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self._interrupt.wait(seconds)
+
+
+@dataclasses.dataclass(frozen=True)
+class WaitPolicy:
+    """How often to poll.
+
+    :param initial_interval: seconds before the second poll (the first is immediate).
+    :param backoff_factor: each interval is this many times the previous one.
+    :param max_interval: intervals never grow past this.
+    :param jitter: each interval is shortened by a random fraction up to this.
+    """
+
+    initial_interval: float = 0.25
+    backoff_factor: float = 1.25
+    max_interval: float = 15.0
+    jitter: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.initial_interval <= 0:
+            raise ValueError("initial_interval must be > 0")
+        if self.backoff_factor < 1:
+            raise ValueError("backoff_factor must be >= 1")
+        if self.max_interval < self.initial_interval:
+            raise ValueError("max_interval must be >= initial_interval")
+        if not 0 <= self.jitter < 1:
+            raise ValueError("jitter must be in [0, 1)")
+
+    def intervals(self, rng: random.Random) -> typing.Iterator[float]:
+        """Yield the sleep before each poll after the first, forever."""
+        interval = self.initial_interval
+        while True:
+            yield interval * (1.0 - self.jitter * rng.random())
+            interval = min(interval * self.backoff_factor, self.max_interval)
+
+
+class Deadline:
+    """A point in time an operation must finish by."""
+
+    def __init__(self, clock: Clock, seconds: float) -> None:
+        self.clock = clock
+        self.seconds = seconds
+        self.started_at = clock.now()
+        self.expires_at = self.started_at + seconds
+
+    def remaining(self) -> float:
+        return self.expires_at - self.clock.now()
+
+    def elapsed(self) -> float:
+        return self.clock.now() - self.started_at
+
+
+@dataclasses.dataclass(frozen=True)
+class StatusSets:
+    """What a wait makes of each status it may see.
+
+    :param ready: the wait ends successfully.
+    :param pending: the wait goes on.
+    :param failed: the wait ends; the caller decides what failure means.
+    A status in none of them is unknown and fails the wait at once.
+    ``GONE`` may appear in any of the sets.
+    """
+
+    ready: frozenset[str]
+    pending: frozenset[str]
+    failed: frozenset[str] = frozenset()
+
+
+class Waiter:
+    """Polls a status function until it reaches a terminal status or a deadline passes."""
+
+    def __init__(
+        self,
+        policy: WaitPolicy,
+        clock: Clock,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.policy = policy
+        self.clock = clock
+        self._rng = rng or random.Random()
+
+    def wait(
+        self,
+        fetch: typing.Callable[[], str],
+        statuses: StatusSets,
+        deadline: Deadline,
+        what: str,
+    ) -> str:
+        """Poll ``fetch`` until its status is in ``statuses.ready`` or ``statuses.failed``.
+
+        :param fetch: returns the current status, or ``GONE`` when the resource is gone.
+            It may raise a retryable :class:`exception.ProtectorError` (a 5xx, a
+            connection error): the wait retries it until the deadline.
+        :param statuses: how to read each status.
+        :param deadline: when to give up.
+        :param what: how messages name the resource ("snapshot 123").
+        :returns: the terminal status (from ``ready`` or ``failed``).
+        :raises exception.DeadlineExceeded: the deadline passed first.
+        :raises exception.OperationFailed: an unknown status was seen.
+        """
+        intervals = self.policy.intervals(self._rng)
+        status: str | None = None
+        last_error: exception.ProtectorError | None = None
+        polls = 0
+        while True:
+            polls += 1
+            try:
+                status = fetch()
+                last_error = None
+            except exception.ProtectorError as exc:
+                if not exc.retryable:
+                    raise
+                last_error = exc
+                LOG.debug("%s: transient error while polling: %s", what, exc)
+            else:
+                if status in statuses.ready or status in statuses.failed:
+                    LOG.debug("%s: %s after %d poll(s), %.2fs",
+                              what, status, polls, deadline.elapsed())
+                    return status
+                if status not in statuses.pending:
+                    raise exception.OperationFailed(
+                        f"{what} has unexpected status {status!r}",
+                        details={"status": status, "unknown_status": True},
+                    )
+            remaining = deadline.remaining()
+            if remaining <= 0:
+                seen = f"still {status!r}" if last_error is None else f"unreachable ({last_error})"
+                raise exception.DeadlineExceeded(
+                    f"{what} {seen} after {deadline.elapsed():.1f}s "
+                    f"(deadline {deadline.seconds:g}s)",
+                    details={"status": status, "polls": polls},
+                )
+            self.clock.sleep(min(next(intervals), remaining))

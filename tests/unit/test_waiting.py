@@ -1,0 +1,153 @@
+"""The status waiter: geometric backoff, deadlines, unknown statuses, transient errors."""
+
+import math
+import random
+
+import pytest
+
+from manila_protector import exception
+from manila_protector.plugins import waiting
+
+
+class VirtualClock:
+    """Time that moves only when the code under test sleeps."""
+
+    def __init__(self):
+        self.t = 0.0
+        self.sleeps = []
+
+    def now(self):
+        return self.t
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.t += seconds
+
+
+SETS = waiting.StatusSets(ready=frozenset({"available"}), pending=frozenset({"creating"}),
+                          failed=frozenset({"error"}))
+
+
+def ready_after(clock, seconds, polls):
+    def fetch():
+        polls.append(clock.now())
+        return "available" if clock.now() >= seconds else "creating"
+    return fetch
+
+
+def make_waiter(clock, **policy):
+    return waiting.Waiter(waiting.WaitPolicy(**policy), clock, random.Random(7))
+
+
+def test_ready_status_on_first_poll_returns_without_sleeping():
+    clock = VirtualClock()
+    polls = []
+    status = make_waiter(clock).wait(ready_after(clock, 0, polls), SETS,
+                                     waiting.Deadline(clock, 10), "snapshot s")
+    assert status == "available"
+    assert polls == [0.0]
+    assert clock.sleeps == []
+
+
+@pytest.mark.parametrize("ready_at", [0.2, 2.0, 10.0, 60.0, 600.0])
+def test_lateness_stays_within_a_quarter_of_time_waited(ready_at):
+    clock = VirtualClock()
+    polls = []
+    make_waiter(clock).wait(ready_after(clock, ready_at, polls), SETS,
+                            waiting.Deadline(clock, 10_000), "snapshot s")
+    finished = polls[-1]
+    assert finished >= ready_at
+    # Never later than 1.25 T + the first interval, whatever T is.
+    assert finished <= 1.25 * ready_at + 0.25
+    # The number of polls grows with log(T) until intervals reach the cap (15 s),
+    # then by one per cap interval.
+    capped_polls = max(0.0, ready_at - 60.0) / (15.0 * 0.9)
+    assert len(polls) <= 5 * math.log(max(ready_at, 0.25) / 0.25) + 3 + capped_polls
+
+
+def test_intervals_grow_geometrically_and_are_capped():
+    policy = waiting.WaitPolicy(initial_interval=0.25, backoff_factor=2.0, max_interval=3.0,
+                                jitter=0.0)
+    gen = policy.intervals(random.Random(1))
+    assert [next(gen) for _ in range(6)] == [0.25, 0.5, 1.0, 2.0, 3.0, 3.0]
+
+
+def test_jitter_only_shortens_intervals():
+    policy = waiting.WaitPolicy(initial_interval=1.0, backoff_factor=1.0, jitter=0.5,
+                                max_interval=1.0)
+    gen = policy.intervals(random.Random(3))
+    values = [next(gen) for _ in range(200)]
+    assert all(0.5 <= v <= 1.0 for v in values)
+    assert len(set(values)) > 100
+
+
+def test_failed_status_ends_the_wait_and_is_returned():
+    clock = VirtualClock()
+    status = make_waiter(clock).wait(lambda: "error", SETS, waiting.Deadline(clock, 10), "s")
+    assert status == "error"
+
+
+def test_unknown_status_fails_at_once_instead_of_spinning():
+    clock = VirtualClock()
+    with pytest.raises(exception.OperationFailed) as info:
+        make_waiter(clock).wait(lambda: "bogus_status", SETS, waiting.Deadline(clock, 10),
+                                "snapshot s")
+    assert "bogus_status" in str(info.value)
+    assert info.value.details["status"] == "bogus_status"
+    assert clock.sleeps == []
+
+
+def test_deadline_raises_typed_retryable_error_naming_the_status():
+    clock = VirtualClock()
+    with pytest.raises(exception.DeadlineExceeded) as info:
+        make_waiter(clock).wait(lambda: "creating", SETS, waiting.Deadline(clock, 5.0),
+                                "snapshot s")
+    assert info.value.retryable
+    assert "'creating'" in str(info.value)
+    # The last poll happens at the deadline, never past it.
+    assert clock.t == pytest.approx(5.0)
+
+
+def test_transient_errors_are_retried_within_the_deadline():
+    clock = VirtualClock()
+    answers = iter([exception.ManilaUnavailable("503"), exception.ManilaUnavailable("503"),
+                    "creating", "available"])
+
+    def fetch():
+        item = next(answers)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    assert make_waiter(clock).wait(fetch, SETS, waiting.Deadline(clock, 60), "s") == "available"
+
+
+def test_transient_errors_until_the_deadline_say_manila_was_unreachable():
+    clock = VirtualClock()
+
+    def fetch():
+        raise exception.ManilaUnavailable("HTTP 503")
+
+    with pytest.raises(exception.DeadlineExceeded) as info:
+        make_waiter(clock).wait(fetch, SETS, waiting.Deadline(clock, 3), "share x")
+    assert "unreachable" in str(info.value)
+
+
+def test_non_retryable_errors_propagate_at_once():
+    clock = VirtualClock()
+
+    def fetch():
+        raise exception.NotAuthorized("401")
+
+    with pytest.raises(exception.NotAuthorized):
+        make_waiter(clock).wait(fetch, SETS, waiting.Deadline(clock, 60), "s")
+    assert clock.sleeps == []
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"initial_interval": 0}, {"backoff_factor": 0.9}, {"jitter": 1.0},
+    {"initial_interval": 2, "max_interval": 1},
+])
+def test_policy_rejects_nonsense(kwargs):
+    with pytest.raises(ValueError):
+        waiting.WaitPolicy(**kwargs)
