@@ -344,7 +344,7 @@ class ClientFactory:
 
         service_auth = None
         if section.auth_type:
-            with translate_errors("load the [%s] service credentials" % group):
+            with translate_errors(f"load the [{group}] service credentials"):
                 service_auth = ks_loading.load_auth_from_conf_options(conf, group)
         return cls(
             load_session,

@@ -65,6 +65,11 @@ def _job_tag(checkpoint: typing.Any, resource: typing.Any, kind: str) -> str | N
     return f"karbor:{kind}:{checkpoint_id}:{resource.id}"
 
 
+def _caller(context: typing.Any) -> share_protector.Caller:
+    return share_protector.Caller(project_id=getattr(context, "project_id", None),
+                                  is_admin=bool(getattr(context, "is_admin", False)))
+
+
 class ProtectOperation(Operation):
     """protect = snapshot the share; the saved info goes into the bank section."""
 
@@ -79,7 +84,8 @@ class ProtectOperation(Operation):
             options = share_protector.ProtectOptions.from_parameters(parameters)
             protector = self._plugin.protector(context)
             saved = protector.protect(resource.id, options,
-                                      job_tag=_job_tag(checkpoint, resource, "protect"))
+                                      job_tag=_job_tag(checkpoint, resource, "protect"),
+                                      caller=_caller(context))
         except exception.ProtectorError as exc:
             LOG.error("protect of share %s failed: %s", resource.id, exc)
             section.update_object("status", STATUS_ERROR)
@@ -112,7 +118,8 @@ class RestoreOperation(Operation):
                 )
             protector = self._plugin.protector(context)
             result = protector.restore(saved, options,
-                                       job_tag=_job_tag(checkpoint, resource, "restore"))
+                                       job_tag=_job_tag(checkpoint, resource, "restore"),
+                                       caller=_caller(context))
         except exception.ProtectorError as exc:
             LOG.error("restore of share %s failed: %s", resource.id, exc)
             if restore is not None:
@@ -144,7 +151,7 @@ class VerifyOperation(Operation):
         try:
             schemas.validate(schemas.VERIFY_SCHEMA, parameters, "parameters")
             saved = share_protector.SavedInfo.from_dict(section.get_object("metadata"))
-            result = self._plugin.protector(context).verify(saved)
+            result = self._plugin.protector(context).verify(saved, caller=_caller(context))
         except exception.ProtectorError as exc:
             if verify is not None:
                 verify.update_resource_status(resources.SHARE_RESOURCE_TYPE, resource.id,
@@ -167,7 +174,7 @@ class DeleteOperation(Operation):
         section.update_object("status", STATUS_DELETING)
         try:
             saved = share_protector.SavedInfo.from_dict(section.get_object("metadata"))
-            self._plugin.protector(context).delete(saved)
+            self._plugin.protector(context).delete(saved, caller=_caller(context))
         except exception.ProtectorError as exc:
             LOG.error("delete of share %s's snapshot failed: %s", resource.id, exc)
             section.update_object("status", STATUS_ERROR)

@@ -36,7 +36,8 @@ OPTIONS_SCHEMA: dict[str, typing.Any] = {
         "force": {
             "type": "boolean",
             "title": "Force",
-            "description": "Optional flag to indicate whether to snapshot a share even if it's busy.",
+            "description": "Optional flag to indicate whether to snapshot a share "
+                           "even if it's busy.",
             "default": False,
         },
     },
@@ -127,7 +128,9 @@ _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
 
-def _coerce(schema: dict[str, typing.Any], document: dict[str, typing.Any]) -> dict[str, typing.Any]:
+def _coerce(
+    schema: dict[str, typing.Any], document: dict[str, typing.Any]
+) -> dict[str, typing.Any]:
     """Return a copy with string booleans converted and ``None`` values dropped."""
     properties = schema.get("properties", {})
     out: dict[str, typing.Any] = {}

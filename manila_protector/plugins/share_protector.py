@@ -69,6 +69,29 @@ _SHARE_GONE = waiting.StatusSets(
 
 
 @dataclasses.dataclass(frozen=True)
+class Caller:
+    """Who asks: a share or snapshot of another project is refused unless ``is_admin``.
+
+    Manila enforces this itself for a member's token; the check matters where the
+    worker acts with service credentials or Manila runs without keystone.
+    """
+
+    project_id: str | None
+    is_admin: bool = False
+
+    def check(self, owner_project_id: str | None, what: str) -> None:
+        """:raises exception.NotAuthorized: ``what`` belongs to another project."""
+        if self.is_admin or owner_project_id is None:
+            return
+        if owner_project_id != self.project_id:
+            raise exception.NotAuthorized(
+                f"{what} is not in project {self.project_id}; only an administrator may act "
+                "on another project's shares",
+                details={"project_id": self.project_id},
+            )
+
+
+@dataclasses.dataclass(frozen=True)
 class ProtectOptions:
     """A protect request's options (the spec's OPTIONS_SCHEMA)."""
 
@@ -280,7 +303,12 @@ class ShareProtector:
     # -- protect ----------------------------------------------------------------
 
     def protect(
-        self, share_id: str, options: ProtectOptions, *, job_tag: str | None = None
+        self,
+        share_id: str,
+        options: ProtectOptions,
+        *,
+        job_tag: str | None = None,
+        caller: Caller | None = None,
     ) -> SavedInfo:
         """Snapshot a share and return what a restore needs.
 
@@ -288,12 +316,16 @@ class ShareProtector:
         already tagged with ``job_tag``; a snapshot that ends in ``error`` is
         deleted and the operation fails.
 
+        :param caller: when given, the share must be the caller's (or the caller an admin).
+        :raises exception.NotAuthorized: the share is another project's.
         :raises exception.InvalidStatus: the share cannot be protected.
         :raises exception.OperationFailed: the snapshot ended in an error status.
         :raises exception.DeadlineExceeded: the deadline passed.
         """
         deadline = self._deadline(self._timeouts.protect)
         share = self._manila.get_share(share_id)
+        if caller is not None:
+            caller.check(share.get("project_id"), f"share {share_id}")
         if share["status"] != statuses.SHARE_AVAILABLE:
             status = self._wait(self._share_status(share_id), _SHARE_READY, deadline,
                                 f"share {share_id}")
@@ -389,11 +421,19 @@ class ShareProtector:
     # -- restore ----------------------------------------------------------------
 
     def restore(
-        self, saved: SavedInfo, options: RestoreOptions, *, job_tag: str | None = None
+        self,
+        saved: SavedInfo,
+        options: RestoreOptions,
+        *,
+        job_tag: str | None = None,
+        caller: Caller | None = None,
     ) -> RestoreResult:
         """Restore from a snapshot: a new share, or a revert of the original in place.
 
-        :raises exception.InvalidRequest: ``share_id`` names another share.
+        :param caller: when given, the snapshot must be the caller's (or the caller an admin).
+        :raises exception.InvalidRequest: ``share_id`` names another share, or the
+            snapshot is not the saved share's.
+        :raises exception.NotAuthorized: the snapshot is another project's.
         :raises exception.Unsupported: revert needs microversion 2.27.
         :raises exception.Conflict: revert to a snapshot that is not the latest.
         :raises exception.OperationFailed: the new share (or the revert) ended in error.
@@ -406,17 +446,24 @@ class ShareProtector:
                 "a share to its own snapshot (omit share_id to restore into a new share)",
                 details={"field": "parameters.share_id", "rule": "own_share"},
             )
-        if options.target_share_id:
-            return self._revert(saved)
-        return self._restore_new(saved, options, job_tag)
-
-    def _revert(self, saved: SavedInfo) -> RestoreResult:
-        if not self._manila.supports_revert:
+        if options.target_share_id and not self._manila.supports_revert:
             raise exception.Unsupported(
                 f"revert in place needs Manila API microversion 2.27; this Manila offers "
                 f"{self._manila.version.get_string()}"
             )
-        deadline = self._deadline(self._timeouts.restore)
+        snapshot = self._saved_snapshot(saved, caller)
+        if snapshot["status"] != statuses.SNAPSHOT_AVAILABLE:
+            raise exception.InvalidStatus(
+                f"snapshot {saved.snapshot_id} is {snapshot['status']!r}; a restore needs it "
+                "'available'",
+                details={"snapshot_id": saved.snapshot_id, "status": snapshot["status"]},
+            )
+        if options.target_share_id:
+            return self._revert(saved)
+        return self._restore_new(saved, options, job_tag)
+
+    def _saved_snapshot(self, saved: SavedInfo, caller: Caller | None) -> dict[str, typing.Any]:
+        """The saved snapshot, checked to be the saved share's and the caller's."""
         snapshot = self._manila.get_snapshot(saved.snapshot_id)
         if snapshot["share_id"] != saved.share_id:
             raise exception.InvalidRequest(
@@ -424,6 +471,12 @@ class ShareProtector:
                 f"not {saved.share_id}",
                 details={"field": "saved_info.share_id", "rule": "snapshot_owner"},
             )
+        if caller is not None:
+            caller.check(snapshot.get("project_id"), f"snapshot {saved.snapshot_id}")
+        return snapshot
+
+    def _revert(self, saved: SavedInfo) -> RestoreResult:
+        deadline = self._deadline(self._timeouts.restore)
         latest = max(
             self._manila.list_snapshots(saved.share_id),
             key=lambda s: (s.get("created_at") or "", s["id"]),
@@ -564,25 +617,21 @@ class ShareProtector:
 
     # -- delete -----------------------------------------------------------------
 
-    def delete(self, saved: SavedInfo) -> DeleteResult:
+    def delete(self, saved: SavedInfo, *, caller: Caller | None = None) -> DeleteResult:
         """Delete the snapshot and wait until it is gone; already gone is success.
 
+        :param caller: when given, the snapshot must be the caller's (or the caller an admin).
         :raises exception.InvalidRequest: the snapshot belongs to another share.
+        :raises exception.NotAuthorized: the snapshot is another project's.
         :raises exception.OperationFailed: Manila failed to delete it.
         :raises exception.DeadlineExceeded: the deadline passed.
         """
         deadline = self._deadline(self._timeouts.delete)
         what = f"snapshot {saved.snapshot_id}"
         try:
-            snapshot = self._manila.get_snapshot(saved.snapshot_id)
+            snapshot = self._saved_snapshot(saved, caller)
         except exception.NotFound:
             return DeleteResult(saved.snapshot_id, already_gone=True)
-        if snapshot["share_id"] != saved.share_id:
-            raise exception.InvalidRequest(
-                f"{what} belongs to share {snapshot['share_id']}, not {saved.share_id}; "
-                "refusing to delete it",
-                details={"field": "saved_info.share_id", "rule": "snapshot_owner"},
-            )
         status = snapshot["status"]
         if status not in statuses.SNAPSHOT_DELETABLE | statuses.SNAPSHOT_DELETING:
             # Manila refuses to delete a snapshot being made or read: let it settle.
@@ -606,19 +655,15 @@ class ShareProtector:
 
     # -- verify -----------------------------------------------------------------
 
-    def verify(self, saved: SavedInfo) -> VerifyResult:
+    def verify(self, saved: SavedInfo, *, caller: Caller | None = None) -> VerifyResult:
         """Check that the snapshot exists, belongs to the share and is ``available``.
 
+        :param caller: when given, the snapshot must be the caller's (or the caller an admin).
         :raises exception.NotFound: the snapshot is gone.
+        :raises exception.NotAuthorized: the snapshot is another project's.
         :raises exception.InvalidStatus: the snapshot is not available.
         """
-        snapshot = self._manila.get_snapshot(saved.snapshot_id)
-        if snapshot["share_id"] != saved.share_id:
-            raise exception.InvalidRequest(
-                f"snapshot {saved.snapshot_id} belongs to share {snapshot['share_id']}, "
-                f"not {saved.share_id}",
-                details={"field": "saved_info.share_id", "rule": "snapshot_owner"},
-            )
+        snapshot = self._saved_snapshot(saved, caller)
         if snapshot["status"] != statuses.SNAPSHOT_AVAILABLE:
             raise exception.InvalidStatus(
                 f"snapshot {saved.snapshot_id} is {snapshot['status']!r}, not 'available'",

@@ -1,0 +1,107 @@
+"""The RPC endpoint (version 1.0): hands each request to the runner and returns its record.
+
+No logic lives here.  Every method may be used with ``call`` (the reply is the
+job record; with ``wait=True`` -- what :class:`~manila_protector.rpc.api.ProtectorAPI`
+sends -- the final record, while heartbeats keep the call alive) or with
+``cast`` (the outcome arrives only as notifications).
+"""
+
+from __future__ import annotations
+
+import typing
+
+import oslo_messaging
+
+from manila_protector import exception
+from manila_protector.worker import jobs
+
+NAMESPACE = "manila_protector"
+VERSION = "1.0"
+
+_expected = oslo_messaging.expected_exceptions(exception.ProtectorError)
+
+
+class Runner(typing.Protocol):
+    """What the endpoint needs of the job runner (``worker.runner.JobRunner``)."""
+
+    def submit(self, ctxt: typing.Any, **request: typing.Any) -> jobs.JobRecord: ...
+
+    def wait(self, job_id: str, timeout: float | None = None) -> jobs.JobRecord: ...
+
+    def get_job(self, ctxt: typing.Any, job_id: typing.Any) -> jobs.JobRecord: ...
+
+    def list_resources(self, ctxt: typing.Any) -> list[dict[str, typing.Any]]: ...
+
+    def show_resource(self, ctxt: typing.Any, share_id: typing.Any) -> dict[str, typing.Any]: ...
+
+    def list_dependent_resources(self, ctxt: typing.Any, parent_type: typing.Any,
+                                 parent_id: typing.Any) -> list[dict[str, typing.Any]]: ...
+
+
+def _check_wait(wait: typing.Any) -> bool:
+    if not isinstance(wait, bool):
+        raise exception.InvalidRequest("wait must be a boolean",
+                                       details={"field": "wait", "rule": "type"})
+    return wait
+
+
+class ProtectorEndpoint:
+    """``manila_protector`` RPC API 1.0."""
+
+    target = oslo_messaging.Target(namespace=NAMESPACE, version=VERSION)
+
+    def __init__(self, runner: Runner) -> None:
+        self._runner = runner
+
+    def _job(self, ctxt: typing.Any, wait: typing.Any, unexpected: dict[str, typing.Any],
+             **request: typing.Any) -> dict[str, typing.Any]:
+        record = self._runner.submit(ctxt, unexpected=unexpected, **request)
+        if _check_wait(wait) and not record.finished:
+            record = self._runner.wait(record.job_id)
+        return record.to_dict()
+
+    @_expected
+    def protect(self, ctxt: typing.Any, job_id: typing.Any = None, share_id: typing.Any = None,
+                parameters: typing.Any = None, wait: typing.Any = False,
+                **unexpected: typing.Any) -> dict[str, typing.Any]:
+        return self._job(ctxt, wait, unexpected, operation=jobs.PROTECT, job_id=job_id,
+                         share_id=share_id, parameters=parameters)
+
+    @_expected
+    def restore(self, ctxt: typing.Any, job_id: typing.Any = None, share_id: typing.Any = None,
+                saved_info: typing.Any = None, parameters: typing.Any = None,
+                wait: typing.Any = False, **unexpected: typing.Any) -> dict[str, typing.Any]:
+        return self._job(ctxt, wait, unexpected, operation=jobs.RESTORE, job_id=job_id,
+                         share_id=share_id, saved_info=saved_info, parameters=parameters)
+
+    @_expected
+    def delete(self, ctxt: typing.Any, job_id: typing.Any = None, share_id: typing.Any = None,
+               saved_info: typing.Any = None, wait: typing.Any = False,
+               **unexpected: typing.Any) -> dict[str, typing.Any]:
+        return self._job(ctxt, wait, unexpected, operation=jobs.DELETE, job_id=job_id,
+                         share_id=share_id, saved_info=saved_info)
+
+    @_expected
+    def verify(self, ctxt: typing.Any, job_id: typing.Any = None, share_id: typing.Any = None,
+               saved_info: typing.Any = None, wait: typing.Any = False,
+               **unexpected: typing.Any) -> dict[str, typing.Any]:
+        return self._job(ctxt, wait, unexpected, operation=jobs.VERIFY, job_id=job_id,
+                         share_id=share_id, saved_info=saved_info)
+
+    @_expected
+    def get_job(self, ctxt: typing.Any, job_id: typing.Any = None) -> dict[str, typing.Any]:
+        return self._runner.get_job(ctxt, job_id).to_dict()
+
+    @_expected
+    def list_resources(self, ctxt: typing.Any) -> list[dict[str, typing.Any]]:
+        return self._runner.list_resources(ctxt)
+
+    @_expected
+    def show_resource(self, ctxt: typing.Any, share_id: typing.Any = None
+                      ) -> dict[str, typing.Any]:
+        return self._runner.show_resource(ctxt, share_id)
+
+    @_expected
+    def list_dependent_resources(self, ctxt: typing.Any, parent_type: typing.Any = None,
+                                 parent_id: typing.Any = None) -> list[dict[str, typing.Any]]:
+        return self._runner.list_dependent_resources(ctxt, parent_type, parent_id)

@@ -1,0 +1,65 @@
+"""Status notifications: ``manila_protector.<operation>.start`` / ``.end`` / ``.error``.
+
+Payload: the job record (see ``doc/notifications.rst``).  ``.error`` is sent at
+ERROR priority, the others at INFO.  The publisher id is
+``manila_protector.<host>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing
+
+from oslo_context import context as oslo_context
+import oslo_messaging
+
+from manila_protector.rpc import context as rpc_context
+from manila_protector.worker import jobs
+
+LOG = logging.getLogger(__name__)
+
+EVENT_PREFIX = "manila_protector"
+
+
+def event_type(operation: str, phase: str) -> str:
+    """``manila_protector.<operation>.<phase>``."""
+    return f"{EVENT_PREFIX}.{operation or 'request'}.{phase}"
+
+
+class JobNotifier:
+    """Sends a job's notifications through an oslo.messaging ``Notifier``.
+
+    :param transport: a notification transport.
+    :param host: this worker's host name (in the publisher id).
+    :param driver: notification drivers; None reads ``[oslo_messaging_notifications]``.
+    :param topics: notification topics; None reads ``[oslo_messaging_notifications]``.
+    """
+
+    def __init__(self, transport: typing.Any, host: str, *, driver: typing.Any = None,
+                 topics: list[str] | None = None) -> None:
+        self._notifier = oslo_messaging.Notifier(
+            transport,
+            publisher_id=f"{EVENT_PREFIX}.{host}",
+            driver=driver,
+            topics=topics,
+            serializer=rpc_context.RequestContextSerializer(),
+        )
+
+    @staticmethod
+    def _context(record: jobs.JobRecord) -> oslo_context.RequestContext:
+        # The notifier redacts a RequestContext itself; build one that carries no token.
+        return oslo_context.RequestContext(project_id=record.project_id,
+                                           request_id=record.request_id)
+
+    def start(self, record: jobs.JobRecord) -> None:
+        self._notifier.info(self._context(record), event_type(record.operation, "start"),
+                            record.to_dict())
+
+    def finished(self, record: jobs.JobRecord) -> None:
+        """``.end`` for a succeeded job, ``.error`` (ERROR priority) for a failed one."""
+        if record.status == jobs.SUCCEEDED:
+            self._notifier.info(self._context(record), event_type(record.operation, "end"),
+                                record.to_dict())
+        else:
+            self._notifier.error(self._context(record), event_type(record.operation, "error"),
+                                 record.to_dict())

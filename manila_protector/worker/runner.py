@@ -1,0 +1,348 @@
+"""The job runner: validate -> journal -> lock -> run -> notify.
+
+Every job is validated (envelope and schemas) before anything happens, recorded
+in the journal before it runs, run under its share's lock by the plugin core,
+and announced with exactly one terminal notification.  Expected failures are
+classified here, once, as data (a job record); they are not logged as
+tracebacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import typing
+
+from manila_protector import exception
+from manila_protector.plugins import resources
+from manila_protector.plugins import schemas
+from manila_protector.plugins import settings
+from manila_protector.plugins import share_protector
+from manila_protector.worker import jobs
+from manila_protector.worker import journal as journal_mod
+
+LOG = logging.getLogger(__name__)
+
+
+class Notifier(typing.Protocol):
+    """Where the runner announces jobs (the RPC layer's ``JobNotifier``)."""
+
+    def start(self, record: jobs.JobRecord) -> None: ...
+
+    def finished(self, record: jobs.JobRecord) -> None: ...
+
+
+class ShareLocks(typing.Protocol):
+    """The per-share lock (``worker.locks.ShareLocks``)."""
+
+    def hold(self, share_id: str) -> typing.ContextManager[typing.Any]: ...
+
+
+def _parse_contents(request: jobs.JobRequest) -> None:
+    """Validate parameters and saved info against the plugin's schemas.
+
+    :raises exception.InvalidRequest: naming the field and rule.
+    """
+    if request.operation == jobs.PROTECT:
+        share_protector.ProtectOptions.from_parameters(request.parameters)
+        return
+    share_protector.SavedInfo.from_dict(request.saved_info)
+    if request.operation == jobs.RESTORE:
+        share_protector.RestoreOptions.from_parameters(request.parameters)
+    else:
+        schemas.validate(schemas.VERIFY_SCHEMA, request.parameters, "parameters")
+
+
+class _Pool:
+    """A fixed number of daemon threads taking jobs from a queue.
+
+    Daemon threads, so that a worker told to stop can exit while a job still
+    runs: the journal keeps that job and the next start resumes it.
+    """
+
+    def __init__(self, size: int, target: typing.Callable[[str], None]) -> None:
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._target = target
+        self._threads = [threading.Thread(target=self._loop, name=f"job-{i}", daemon=True)
+                         for i in range(size)]
+        self._busy = 0
+        self._idle = threading.Condition()
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def put(self, job_id: str) -> None:
+        self._queue.put(job_id)
+
+    def _loop(self) -> None:
+        while True:
+            job_id = self._queue.get()
+            if job_id is None:
+                return
+            with self._idle:
+                self._busy += 1
+            try:
+                self._target(job_id)
+            finally:
+                with self._idle:
+                    self._busy -= 1
+                    self._idle.notify_all()
+
+    def stop(self, timeout: float) -> int:
+        """Take no more work; wait up to ``timeout`` for running jobs. Returns those still running."""
+        while True:  # drop queued jobs: they stay 'accepted' in the journal
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        for _ in self._threads:
+            self._queue.put(None)
+        with self._idle:
+            self._idle.wait_for(lambda: self._busy == 0, timeout=timeout)
+            return self._busy
+
+
+class JobRunner:
+    """Runs protect / restore / delete / verify jobs for RPC callers.
+
+    :param journal: the durable job journal.
+    :param locks: the per-share locks.
+    :param notifier: announces ``.start`` and the terminal notification.
+    :param runtime: the plugin runtime (Manila clients, the plugin core).
+    :param host: this worker's name (in job records).
+    :param max_concurrent_jobs: jobs running at once (on different shares).
+    :param max_request_bytes: the largest accepted request.
+    """
+
+    def __init__(
+        self,
+        *,
+        journal: journal_mod.Journal,
+        locks: ShareLocks,
+        notifier: Notifier,
+        runtime: settings.PluginRuntime,
+        host: str,
+        max_concurrent_jobs: int,
+        max_request_bytes: int,
+    ) -> None:
+        self._journal = journal
+        self._locks = locks
+        self._notifier = notifier
+        self._runtime = runtime
+        self.host = host
+        self._max_request_bytes = max_request_bytes
+        self._pool = _Pool(max_concurrent_jobs, self._run)
+        self._done: dict[str, threading.Event] = {}
+        self._done_lock = threading.Lock()
+        self._stopping = threading.Event()
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> int:
+        """Send the notifications a crash left unsent and resume unfinished jobs.
+
+        :returns: the number of jobs resumed.
+        """
+        for record in self._journal.unnotified():
+            LOG.info("job %s (share %s): sending the %s notification a restart left unsent",
+                     record.job_id, record.share_id, record.status)
+            self._announce_finished(record)
+        resumed = self._journal.unfinished()
+        for job_id in resumed:
+            if not self._journal.start_notified(job_id):
+                record = self._journal.get(job_id)
+                self._notifier.start(record)
+                self._journal.mark_notified(job_id, terminal=False)
+            LOG.info("job %s: resuming after a restart", job_id)
+            self._schedule(job_id)
+        self._pool.start()
+        return len(resumed)
+
+    def stop(self, timeout: float) -> int:
+        """Take no new jobs; let running ones finish for up to ``timeout`` seconds.
+
+        :returns: jobs still running (they stay in the journal and resume at the next start).
+        """
+        self._stopping.set()
+        still_running = self._pool.stop(timeout)
+        with self._done_lock:
+            # Callers waiting on a job that will only finish after a restart get
+            # its current record now rather than hanging the shutdown.
+            for event in self._done.values():
+                event.set()
+        if still_running:
+            LOG.warning("%d job(s) still running at shutdown; they resume at the next start",
+                        still_running)
+        return still_running
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    def submit(
+        self,
+        ctxt: typing.Any,
+        *,
+        operation: typing.Any,
+        job_id: typing.Any,
+        share_id: typing.Any,
+        parameters: typing.Any = None,
+        saved_info: typing.Any = None,
+        unexpected: dict[str, typing.Any] | None = None,
+    ) -> jobs.JobRecord:
+        """Accept a job (or return the existing job with this ``job_id``).
+
+        Bad input is refused with a typed error before anything is recorded or
+        any Manila call is made; an ``.error`` notification announces it too,
+        for callers that used ``cast``.
+
+        :raises exception.ProtectorError: the request was refused.
+        """
+        try:
+            if self._stopping.is_set():
+                raise exception.WorkerStopping(f"worker {self.host} is shutting down")
+            if unexpected:
+                names = ", ".join(sorted(str(k)[:32] for k in unexpected)[:5])
+                raise exception.InvalidRequest(
+                    f"unexpected argument(s): {names}",
+                    details={"field": names, "rule": "additionalProperties"})
+            request = jobs.JobRequest.build(
+                job_id=job_id, operation=operation, share_id=share_id, parameters=parameters,
+                saved_info=saved_info, max_bytes=self._max_request_bytes)
+            _parse_contents(request)
+            token = getattr(ctxt, "auth_token", None)
+            admin = jobs.caller_is_admin(ctxt)
+            if not token and not (admin and self._runtime.factory.has_service_credentials):
+                raise exception.NotAuthorized(
+                    "the request context carries no token (and service credentials are "
+                    "only used for administrators where configured)")
+            context = jobs.context_without_secrets(ctxt)
+            context["service_catalog"] = getattr(ctxt, "service_catalog", None)
+            record, created = self._journal.accept(
+                request, project_id=ctxt.project_id, context=context, auth_token=token,
+                host=self.host, request_id=getattr(ctxt, "request_id", None))
+        except exception.ProtectorError as exc:
+            LOG.info("refused %s request for job %s: %s", str(operation)[:32],
+                     str(job_id)[:64], exc)
+            self._notifier.finished(jobs.JobRecord.rejected(
+                job_id=job_id, operation=operation, share_id=share_id,
+                project_id=getattr(ctxt, "project_id", None), error=exc, host=self.host,
+                request_id=getattr(ctxt, "request_id", None)))
+            raise
+        if not created:
+            if record.project_id != ctxt.project_id and not jobs.caller_is_admin(ctxt):
+                raise exception.NotFound(f"job {record.job_id} not found")
+            LOG.info("job %s (share %s): repeated request, job is %s", record.job_id,
+                     record.share_id, record.status)
+            return record
+        LOG.info("job %s (share %s): %s accepted", record.job_id, record.share_id,
+                 record.operation)
+        self._notifier.start(record)
+        self._journal.mark_notified(record.job_id, terminal=False)
+        self._schedule(record.job_id)
+        return record
+
+    def wait(self, job_id: str, timeout: float | None = None) -> jobs.JobRecord:
+        """Block until the job finishes (or ``timeout`` passes); return its record."""
+        with self._done_lock:
+            event = self._done.get(job_id)
+        if event is not None:
+            event.wait(timeout)
+        return self._journal.get(job_id)
+
+    def get_job(self, ctxt: typing.Any, job_id: typing.Any) -> jobs.JobRecord:
+        """A job's record, for its own project (or an admin).
+
+        :raises exception.NotFound: unknown job, or another project's.
+        """
+        record = self._journal.get(jobs.parse_job_id(job_id))
+        if record.project_id != getattr(ctxt, "project_id", None) and not jobs.caller_is_admin(
+                ctxt):
+            raise exception.NotFound(f"job {record.job_id} not found")
+        return record
+
+    def _schedule(self, job_id: str) -> None:
+        with self._done_lock:
+            self._done.setdefault(job_id, threading.Event())
+        self._pool.put(job_id)
+
+    def _announce_finished(self, record: jobs.JobRecord) -> None:
+        self._notifier.finished(record)
+        self._journal.mark_notified(record.job_id, terminal=True)
+
+    def _run(self, job_id: str) -> None:
+        stored = self._journal.load(job_id)
+        if stored.record.finished:
+            return
+        request = stored.request
+        self._journal.start(job_id)
+        try:
+            result = self._execute(stored)
+        except exception.ProtectorError as exc:
+            LOG.warning("job %s (share %s): %s failed: %s [%s]", job_id, request.share_id,
+                        request.operation, exc, exc.code)
+            record = self._journal.finish(job_id, error=exc.to_dict())
+        except Exception as exc:  # noqa: BLE001 - a bug must fail the job, not the worker
+            LOG.exception("job %s (share %s): unexpected error", job_id, request.share_id)
+            error = exception.ProtectorError(f"internal error: {type(exc).__name__}")
+            record = self._journal.finish(job_id, error=error.to_dict())
+        else:
+            LOG.info("job %s (share %s): %s succeeded", job_id, request.share_id,
+                     request.operation)
+            record = self._journal.finish(job_id, result=result)
+        self._announce_finished(record)
+        with self._done_lock:
+            event = self._done.pop(job_id, None)
+        if event is not None:
+            event.set()
+
+    def _execute(self, stored: journal_mod.StoredJob) -> dict[str, typing.Any]:
+        request = stored.request
+        context = stored.context
+        admin = bool(context.get("is_admin")) or "admin" in (context.get("roles") or [])
+        manila = self._runtime.factory.for_context(
+            auth_token=stored.auth_token, service_catalog=context.get("service_catalog"),
+            is_admin=admin)
+        protector = self._runtime.protector(manila)
+        caller = share_protector.Caller(project_id=context.get("project_id"), is_admin=admin)
+        with self._locks.hold(request.share_id):
+            if request.operation == jobs.PROTECT:
+                options = share_protector.ProtectOptions.from_parameters(request.parameters)
+                return protector.protect(request.share_id, options, job_tag=request.job_id,
+                                         caller=caller).to_dict()
+            saved = share_protector.SavedInfo.from_dict(request.saved_info)
+            if request.operation == jobs.RESTORE:
+                options = share_protector.RestoreOptions.from_parameters(request.parameters)
+                return protector.restore(saved, options, job_tag=request.job_id,
+                                         caller=caller).to_dict()
+            if request.operation == jobs.DELETE:
+                return protector.delete(saved, caller=caller).to_dict()
+            return protector.verify(saved, caller=caller).to_dict()
+
+    # -- the protectable plugin, synchronously -----------------------------------------------
+
+    def _catalog_for(self, ctxt: typing.Any) -> typing.Any:
+        return self._runtime.catalog(self._runtime.client(ctxt))
+
+    def list_resources(self, ctxt: typing.Any) -> list[dict[str, typing.Any]]:
+        """The caller's protectable shares."""
+        return [s.to_dict() for s in self._catalog_for(ctxt).list_shares()]
+
+    def show_resource(self, ctxt: typing.Any, share_id: typing.Any) -> dict[str, typing.Any]:
+        """One protectable share."""
+        return self._catalog_for(ctxt).show_share(jobs.parse_share_id(share_id)).to_dict()
+
+    def list_dependent_resources(self, ctxt: typing.Any, parent_type: typing.Any,
+                                 parent_id: typing.Any) -> list[dict[str, typing.Any]]:
+        """The protectable shares of a project."""
+        if parent_type != resources.PROJECT_RESOURCE_TYPE:
+            raise exception.InvalidRequest(
+                f"parent_type must be {resources.PROJECT_RESOURCE_TYPE!r}",
+                details={"field": "parent_type", "rule": "enum"})
+        if not isinstance(parent_id, str) or not parent_id or len(parent_id) > 255:
+            raise exception.InvalidRequest("parent_id must be a project id",
+                                           details={"field": "parent_id", "rule": "type"})
+        shares = self._catalog_for(ctxt).list_project_shares(
+            parent_id, caller_project_id=getattr(ctxt, "project_id", None),
+            caller_is_admin=jobs.caller_is_admin(ctxt))
+        return [s.to_dict() for s in shares]

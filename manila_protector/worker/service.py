@@ -1,0 +1,150 @@
+"""The worker process: the one place that wires transport, journal, locks, runner,
+notifier and RPC server together (arrows point down, from here to the parts).
+
+Console script: ``manila-protector-worker --config-file /etc/manila-protector/manila-protector.conf``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import typing
+
+from oslo_config import cfg
+from oslo_log import log as logging
+import oslo_messaging
+
+from manila_protector import opts
+from manila_protector.plugins import settings
+from manila_protector.rpc import api as rpc_api
+from manila_protector.rpc import context as rpc_context
+from manila_protector.rpc import endpoint as rpc_endpoint
+from manila_protector.rpc import notifier as rpc_notifier
+from manila_protector.worker import journal as journal_mod
+from manila_protector.worker import locks as locks_mod
+from manila_protector.worker import runner as runner_mod
+
+LOG = logging.getLogger(__name__)
+
+#: Our own exchange, apart from OpenStack services' default ``openstack``.
+CONTROL_EXCHANGE = "manila_protector"
+
+
+def prepare_conf(conf: cfg.ConfigOpts) -> None:
+    """Register every option the worker reads on ``conf`` (before parsing)."""
+    logging.register_options(conf)
+    opts.register_opts(conf)
+    oslo_messaging.set_transport_defaults(control_exchange=CONTROL_EXCHANGE)
+
+
+class WorkerService:
+    """One worker: RPC server on ``[worker] topic`` running jobs from the journal.
+
+    :param conf: a parsed configuration (see :func:`prepare_conf`).
+    :param transport: the RPC transport (default: from ``transport_url``).
+    :param notification_transport: default: from ``[oslo_messaging_notifications]``.
+    :param runtime: the plugin runtime (default: from ``[manila]``).
+    """
+
+    def __init__(
+        self,
+        conf: cfg.ConfigOpts,
+        *,
+        transport: typing.Any = None,
+        notification_transport: typing.Any = None,
+        runtime: settings.PluginRuntime | None = None,
+    ) -> None:
+        self.conf = conf
+        self._own_transports = transport is None
+        self.transport = transport or rpc_api.get_transport(conf)
+        self.notification_transport = (notification_transport
+                                       or oslo_messaging.get_notification_transport(conf))
+        self.runtime = runtime or settings.PluginRuntime.from_conf(conf)
+        self.host = conf.host
+        self.journal: journal_mod.Journal | None = None
+        self.locks: locks_mod.ShareLocks | None = None
+        self.runner: runner_mod.JobRunner | None = None
+        self._server: typing.Any = None
+
+    def start(self) -> None:
+        """Open the journal, connect the locks, resume unfinished jobs, then serve."""
+        conf = self.conf
+        os.makedirs(conf.state_path, mode=0o700, exist_ok=True)
+        # python-manilaclient writes shell-completion caches; keep them out of $HOME.
+        os.environ.setdefault("MANILACLIENT_UUID_CACHE_DIR",
+                              os.path.join(conf.state_path, "manilaclient-cache"))
+        self.journal = journal_mod.Journal(os.path.join(conf.state_path, "jobs.sqlite"))
+        backend_url = (conf.coordination.backend_url
+                       or locks_mod.ShareLocks.default_backend_url(conf.state_path))
+        self.locks = locks_mod.ShareLocks(
+            backend_url, f"manila_protector.{self.host}.{os.getpid()}",
+            lock_wait=conf.coordination.lock_wait,
+            backend_timeout=conf.coordination.backend_timeout)
+        self.locks.start()
+        notifier = rpc_notifier.JobNotifier(self.notification_transport, self.host)
+        self.runner = runner_mod.JobRunner(
+            journal=self.journal, locks=self.locks, notifier=notifier, runtime=self.runtime,
+            host=self.host, max_concurrent_jobs=conf.worker.max_concurrent_jobs,
+            max_request_bytes=conf.worker.max_request_bytes)
+        if conf.worker.job_retention:
+            purged = self.journal.purge(conf.worker.job_retention)
+            if purged:
+                LOG.info("forgot %d finished job(s) older than %ss", purged,
+                         conf.worker.job_retention)
+        resumed = self.runner.start()
+        target = oslo_messaging.Target(topic=conf.worker.topic, server=self.host)
+        self._server = oslo_messaging.get_rpc_server(
+            self.transport, target, [rpc_endpoint.ProtectorEndpoint(self.runner)],
+            serializer=rpc_context.RequestContextSerializer(),
+            access_policy=oslo_messaging.DefaultRPCAccessPolicy)
+        self._server.start()
+        LOG.info("worker %s serving topic %s (%d job(s) resumed, journal %s)", self.host,
+                 conf.worker.topic, resumed, self.journal.counts())
+
+    def stop(self) -> None:
+        """Stop taking requests, let running jobs finish (bounded), close everything."""
+        if self._server is not None:
+            self._server.stop()
+        if self.runner is not None:
+            self.runner.stop(self.conf.worker.shutdown_timeout)
+        if self._server is not None:
+            self._server.wait()
+            self._server = None
+        if self.locks is not None:
+            self.locks.stop()
+        if self.journal is not None:
+            self.journal.close()
+        if self._own_transports:
+            self.transport.cleanup()
+            self.notification_transport.cleanup()
+        LOG.info("worker %s stopped", self.host)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``manila-protector-worker``: run until SIGTERM/SIGINT, then shut down cleanly."""
+    conf = cfg.CONF  # oslo.messaging registers some options only on the global CONF
+    prepare_conf(conf)
+    conf(sys.argv[1:] if argv is None else argv, project="manila-protector",
+         prog="manila-protector-worker")
+    logging.setup(conf, "manila-protector")
+    conf.log_opt_values(LOG, logging.DEBUG)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: typing.Any) -> None:
+        LOG.info("signal %d received: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    service = WorkerService(conf)
+    service.start()
+    while not stop.wait(3600):
+        pass
+    service.stop()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
