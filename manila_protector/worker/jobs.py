@@ -38,7 +38,7 @@ _SHARE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")
 
 def utcnow() -> str:
     """The current time as an ISO 8601 UTC string (what job records carry)."""
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")
 
 
 def parse_job_id(job_id: typing.Any) -> str:

@@ -55,6 +55,10 @@ CREATE TABLE IF NOT EXISTS job_tokens (
 
 _RECORD_COLUMNS = ("job_id, operation, share_id, project_id, status, result, error, "
                    "created_at, started_at, finished_at, host, request_id")
+# Built from constants only; every value is a bound parameter.
+_SELECT_RECORD = "SELECT " + _RECORD_COLUMNS + " FROM jobs WHERE job_id = ?"  # noqa: S608
+_SELECT_UNNOTIFIED = ("SELECT " + _RECORD_COLUMNS + " FROM jobs "  # noqa: S608
+                      "WHERE status IN (?, ?) AND end_notified = 0 ORDER BY finished_at")
 
 
 class StoredJob(typing.NamedTuple):
@@ -134,8 +138,7 @@ class Journal:
         if "auth_token" in context and context["auth_token"]:
             raise ValueError("the journal's context must not carry a token")
         with self._transaction() as db:
-            row = db.execute(f"SELECT {_RECORD_COLUMNS} FROM jobs WHERE job_id = ?",
-                             (request.job_id,)).fetchone()
+            row = db.execute(_SELECT_RECORD, (request.job_id,)).fetchone()
             if row is not None:
                 existing = _record(row)
                 if not request.same_job_as(existing.operation, existing.share_id):
@@ -214,8 +217,7 @@ class Journal:
 
     @staticmethod
     def _get(db: sqlite3.Connection, job_id: str) -> jobs.JobRecord:
-        row = db.execute(f"SELECT {_RECORD_COLUMNS} FROM jobs WHERE job_id = ?",
-                         (job_id,)).fetchone()
+        row = db.execute(_SELECT_RECORD, (job_id,)).fetchone()
         if row is None:
             raise exception.NotFound(f"job {job_id} not found", details={"job_id": job_id})
         return _record(row)
@@ -250,10 +252,8 @@ class Journal:
     def unnotified(self) -> list[jobs.JobRecord]:
         """Finished jobs whose terminal notification was not recorded as sent."""
         with self._lock:
-            rows = self._db.execute(
-                f"SELECT {_RECORD_COLUMNS} FROM jobs WHERE status IN (?, ?) "  # noqa: S608
-                "AND end_notified = 0 ORDER BY finished_at",
-                (jobs.SUCCEEDED, jobs.FAILED)).fetchall()
+            rows = self._db.execute(_SELECT_UNNOTIFIED,
+                                    (jobs.SUCCEEDED, jobs.FAILED)).fetchall()
         return [_record(r) for r in rows]
 
     def start_notified(self, job_id: str) -> bool:

@@ -91,7 +91,10 @@ class _Pool:
                     self._idle.notify_all()
 
     def stop(self, timeout: float) -> int:
-        """Take no more work; wait up to ``timeout`` for running jobs. Returns those still running."""
+        """Take no more work; wait up to ``timeout`` for running jobs.
+
+        :returns: the number of jobs still running.
+        """
         while True:  # drop queued jobs: they stay 'accepted' in the journal
             try:
                 self._queue.get_nowait()

@@ -1,7 +1,9 @@
 """The worker process: the one place that wires transport, journal, locks, runner,
 notifier and RPC server together (arrows point down, from here to the parts).
 
-Console script: ``manila-protector-worker --config-file /etc/manila-protector/manila-protector.conf``.
+Console script::
+
+    manila-protector-worker --config-file /etc/manila-protector/manila-protector.conf
 """
 
 from __future__ import annotations
