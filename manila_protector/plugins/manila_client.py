@@ -33,7 +33,7 @@ SNAPSHOT_METADATA_VERSION = api_versions.APIVersion("2.73")
 SHARE_TYPE_ID_VERSION = api_versions.APIVersion("2.6")
 
 #: The newest microversion this python-manilaclient knows.
-CLIENT_MAX_VERSION = api_versions.MAX_VERSION
+CLIENT_MAX_VERSION = api_versions.APIVersion(api_versions.MAX_VERSION)
 
 
 def _request_id(exc: BaseException) -> str | None:

@@ -1,11 +1,13 @@
 """Waiting for a Manila resource to reach a status: geometric backoff under a deadline.
 
 Why geometric: a job should finish about as soon as Manila does without
-hammering the API.  Polling at times t0, t0*g, t0*g^2, ... keeps the lateness
-(time between Manila finishing and us noticing) within ``(g - 1)`` of the time
-already waited, for about ``ln(T / t0) / ln(g)`` polls.  The default factor
-1.25 keeps the lateness within a quarter of the time waited.  Jitter only ever
-*shortens* an interval, so it never breaks that bound.
+hammering the API.  Sleeping ``(g - 1)`` times the time already waited (at
+least ``t0``) keeps the lateness -- the time between Manila finishing and us
+noticing -- within ``max(t0, (g - 1) * T)`` for an operation that takes ``T``,
+at the cost of about ``ln(T / t0) / ln(g)`` polls.  The default ``g = 1.25``
+keeps the lateness within a quarter of the time waited: a job ends by
+``1.25 * T + t0``.  Jitter only ever *shortens* an interval, so it never
+breaks that bound.
 """
 
 from __future__ import annotations
@@ -72,12 +74,16 @@ class WaitPolicy:
         if not 0 <= self.jitter < 1:
             raise ValueError("jitter must be in [0, 1)")
 
-    def intervals(self, rng: random.Random) -> typing.Iterator[float]:
-        """Yield the sleep before each poll after the first, forever."""
-        interval = self.initial_interval
-        while True:
-            yield interval * (1.0 - self.jitter * rng.random())
-            interval = min(interval * self.backoff_factor, self.max_interval)
+    def next_interval(self, elapsed: float, rng: random.Random) -> float:
+        """The sleep before the next poll, ``elapsed`` seconds into a wait.
+
+        ``(backoff_factor - 1) * elapsed`` (at least ``initial_interval``, at most
+        ``max_interval``), shortened by jitter.  Basing it on the time actually
+        waited, not on a running product, keeps the lateness bound exact whatever
+        the jitter and the requests themselves took.
+        """
+        base = max(self.initial_interval, (self.backoff_factor - 1.0) * elapsed)
+        return min(base, self.max_interval) * (1.0 - self.jitter * rng.random())
 
 
 class Deadline:
@@ -144,7 +150,7 @@ class Waiter:
         :raises exception.DeadlineExceeded: the deadline passed first.
         :raises exception.OperationFailed: an unknown status was seen.
         """
-        intervals = self.policy.intervals(self._rng)
+        started = self.clock.now()
         status: str | None = None
         last_error: exception.ProtectorError | None = None
         polls = 0
@@ -176,4 +182,5 @@ class Waiter:
                     f"(deadline {deadline.seconds:g}s)",
                     details={"status": status, "polls": polls},
                 )
-            self.clock.sleep(min(next(intervals), remaining))
+            interval = self.policy.next_interval(self.clock.now() - started, self._rng)
+            self.clock.sleep(min(interval, remaining))

@@ -65,20 +65,30 @@ def test_lateness_stays_within_a_quarter_of_time_waited(ready_at):
     assert len(polls) <= 5 * math.log(max(ready_at, 0.25) / 0.25) + 3 + capped_polls
 
 
-def test_intervals_grow_geometrically_and_are_capped():
+def test_intervals_grow_with_the_time_waited_and_are_capped():
     policy = waiting.WaitPolicy(initial_interval=0.25, backoff_factor=2.0, max_interval=3.0,
                                 jitter=0.0)
-    gen = policy.intervals(random.Random(1))
-    assert [next(gen) for _ in range(6)] == [0.25, 0.5, 1.0, 2.0, 3.0, 3.0]
+    rng = random.Random(1)
+    assert [policy.next_interval(t, rng) for t in (0, 0.1, 0.5, 1.0, 2.0, 10.0)] == [
+        0.25, 0.25, 0.5, 1.0, 2.0, 3.0]
 
 
 def test_jitter_only_shortens_intervals():
     policy = waiting.WaitPolicy(initial_interval=1.0, backoff_factor=1.0, jitter=0.5,
                                 max_interval=1.0)
-    gen = policy.intervals(random.Random(3))
-    values = [next(gen) for _ in range(200)]
+    rng = random.Random(3)
+    values = [policy.next_interval(5.0, rng) for _ in range(200)]
     assert all(0.5 <= v <= 1.0 for v in values)
     assert len(set(values)) > 100
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_lateness_bound_holds_whatever_the_jitter(seed):
+    clock = VirtualClock()
+    polls = []
+    waiter = waiting.Waiter(waiting.WaitPolicy(jitter=0.5), clock, random.Random(seed))
+    waiter.wait(ready_after(clock, 37.0, polls), SETS, waiting.Deadline(clock, 1000), "s")
+    assert polls[-1] <= 1.25 * 37.0 + 0.25
 
 
 def test_failed_status_ends_the_wait_and_is_returned():
