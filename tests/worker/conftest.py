@@ -1,0 +1,156 @@
+"""A worker in-process: real oslo.messaging (in-memory transports), real tooz (file://),
+the Manila stand-in over HTTP, notifications captured by a real notification listener."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+from oslo_config import cfg
+from oslo_context import context as oslo_context
+import oslo_messaging
+from oslo_messaging import conffixture
+
+from manila_protector.rpc import api as rpc_api
+from manila_protector.rpc import context as rpc_context
+from manila_protector.standin import ManilaStandIn, StandInConfig
+from manila_protector.worker import service as service_mod
+
+TRANSPORTS = ["kombu+memory:////", "fake://"]
+
+
+class Collector:
+    """A notification endpoint that records every notification it is handed."""
+
+    def __init__(self) -> None:
+        self.items: list[dict] = []
+        self._cond = threading.Condition()
+
+    def _record(self, priority, ctxt, publisher_id, event_type, payload, metadata):
+        with self._cond:
+            self.items.append({"priority": priority, "publisher_id": publisher_id,
+                               "event_type": event_type, "payload": payload,
+                               "ctxt": ctxt.to_dict() if hasattr(ctxt, "to_dict") else ctxt})
+            self._cond.notify_all()
+
+    def info(self, ctxt, publisher_id, event_type, payload, metadata):
+        self._record("INFO", ctxt, publisher_id, event_type, payload, metadata)
+
+    def error(self, ctxt, publisher_id, event_type, payload, metadata):
+        self._record("ERROR", ctxt, publisher_id, event_type, payload, metadata)
+
+    def wait_for(self, predicate, timeout=30.0):
+        """Wait until ``predicate(items)`` is true; return the items."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate(self.items):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"notifications never matched: {self.items!r}")
+                self._cond.wait(remaining)
+            return list(self.items)
+
+    def for_job(self, job_id):
+        with self._cond:
+            return [n for n in self.items if n["payload"].get("job_id") == job_id]
+
+    def terminal(self, job_id):
+        return [n for n in self.for_job(job_id)
+                if n["event_type"].endswith((".end", ".error"))]
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport_url(request):
+    return request.param
+
+
+@pytest.fixture
+def standin():
+    with ManilaStandIn(StandInConfig()) as running:
+        yield running
+
+
+@pytest.fixture
+def conf(tmp_path, standin, transport_url):
+    conf = cfg.ConfigOpts()
+    service_mod.prepare_conf(conf)
+    conf([], project="manila-protector-test")
+    fixture = conffixture.ConfFixture(conf, transport_url=transport_url)
+    fixture.setUp()
+    suffix = uuid.uuid4().hex[:8]
+    conf.set_override("control_exchange", f"mp-test-{suffix}")
+    conf.set_override("host", f"worker-{suffix}")
+    conf.set_override("state_path", str(tmp_path / "state"))
+    conf.set_override("topic", f"manila_protector_{suffix}", group="worker")
+    conf.set_override("max_concurrent_jobs", 4, group="worker")
+    conf.set_override("shutdown_timeout", 10, group="worker")
+    conf.set_override("lock_wait", 0.5, group="coordination")
+    conf.set_override("endpoint_override", standin.endpoint, group="manila")
+    conf.set_override("driver", ["messagingv2"], group="oslo_messaging_notifications")
+    conf.set_override("topics", [f"notifications_{suffix}"], group="oslo_messaging_notifications")
+    yield conf
+    fixture.cleanUp()
+
+
+@pytest.fixture
+def transport(conf):
+    transport = rpc_api.get_transport(conf)
+    yield transport
+    transport.cleanup()
+
+
+@pytest.fixture
+def notifications(conf, transport):
+    collector = Collector()
+    targets = [oslo_messaging.Target(topic=t) for t in conf.oslo_messaging_notifications.topics]
+    listener = oslo_messaging.get_notification_listener(
+        transport, targets, [collector], serializer=rpc_context.RequestContextSerializer())
+    listener.start()
+    yield collector
+    listener.stop()
+    listener.wait()
+
+
+@pytest.fixture
+def make_worker(conf, transport, notifications):
+    workers = []
+
+    def make():
+        worker = service_mod.WorkerService(conf, transport=transport,
+                                           notification_transport=transport)
+        worker.start()
+        workers.append(worker)
+        return worker
+
+    yield make
+    for worker in workers:
+        worker.stop()
+
+
+@pytest.fixture
+def worker(make_worker):
+    return make_worker()
+
+
+@pytest.fixture
+def client(conf, transport):
+    return rpc_api.ProtectorAPI(transport, topic=conf.worker.topic, timeout=30)
+
+
+@pytest.fixture
+def project():
+    return uuid.uuid4().hex
+
+
+@pytest.fixture
+def ctxt(project):
+    return oslo_context.RequestContext(auth_token=f"alice:{project}", user_id="alice",
+                                       project_id=project, roles=["member", "reader"])
+
+
+@pytest.fixture
+def share(standin, project):
+    return standin.create_share(project, size=1, access_rules=[
+        {"access_type": "ip", "access_to": "10.1.0.0/16", "access_level": "rw"}])
