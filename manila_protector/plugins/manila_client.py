@@ -95,7 +95,10 @@ def translate_errors(what: str) -> typing.Iterator[None]:
         ) from exc
     except (ks_exc.EndpointNotFound, ks_exc.CatalogException) as exc:
         raise exception.Unsupported(f"{what}: no Manila endpoint: {exc}") from exc
-    except (ks_exc.Unauthorized, ks_exc.AuthorizationFailure, ks_exc.MissingAuthPlugin) as exc:
+    except (ks_exc.Unauthorized, ks_exc.AuthorizationFailure,
+            ks_exc.AuthPluginException) as exc:
+        # AuthPluginException: [manila] names an unknown auth plugin or lacks its options;
+        # a misconfiguration, which retrying will not cure.
         raise exception.NotAuthorized(f"{what}: authentication failed: {exc}") from exc
     except (ks_exc.ConnectionError, ks_exc.RetriableConnectionFailure) as exc:
         raise exception.ManilaUnavailable(f"{what}: cannot reach Manila: {exc}") from exc

@@ -99,8 +99,13 @@ class ShareProtectablePlugin:
     def show_resource(self, context: typing.Any, resource_id: str,
                       parameters: typing.Any = None) -> typing.Any:
         """One share; a share that cannot be protected raises a typed error naming its status."""
+        context = context or self._context
         try:
-            return _to_resource(self._catalog(context).show_share(resource_id))
+            return _to_resource(self._catalog(context).show_share(
+                resource_id,
+                caller_project_id=getattr(context, "project_id", None),
+                caller_is_admin=bool(getattr(context, "is_admin", False)),
+            ))
         except exception.ProtectorError as exc:
             raise _karbor_error(exc, resource_id) from exc
 

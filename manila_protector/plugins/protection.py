@@ -57,12 +57,25 @@ class Operation:
         """Runs after all dependants' hooks (nothing to do for a share)."""
 
 
-def _job_tag(checkpoint: typing.Any, resource: typing.Any, kind: str) -> str | None:
-    """A tag unique to this checkpoint (or restore) and share, so a retried hook adopts."""
-    checkpoint_id = getattr(checkpoint, "id", None)
-    if not checkpoint_id:
+def _job_tag(owner: typing.Any, resource: typing.Any, kind: str) -> str | None:
+    """A tag unique to this checkpoint (protect) or Restore (restore) and share.
+
+    A retried hook finds what it made before and adopts it.  A restore is tagged
+    with the Restore's id, not the checkpoint's: two restores of one checkpoint
+    are two restores and must make two shares.
+    """
+    owner_id = getattr(owner, "id", None)
+    if not owner_id:
         return None
-    return f"karbor:{kind}:{checkpoint_id}:{resource.id}"
+    return f"karbor:{kind}:{owner_id}:{resource.id}"
+
+
+def _log_failure(what: str, exc: BaseException) -> None:
+    if isinstance(exc, exception.ProtectorError):
+        LOG.error("%s failed: %s", what, exc)
+    else:
+        # Not one of ours (the bank, a bug): keep the traceback.
+        LOG.exception("%s failed unexpectedly", what)
 
 
 def _caller(context: typing.Any) -> share_protector.Caller:
@@ -86,8 +99,9 @@ class ProtectOperation(Operation):
             saved = protector.protect(resource.id, options,
                                       job_tag=_job_tag(checkpoint, resource, "protect"),
                                       caller=_caller(context))
-        except exception.ProtectorError as exc:
-            LOG.error("protect of share %s failed: %s", resource.id, exc)
+        except Exception as exc:
+            # Whatever failed, the bank must not keep saying 'protecting'.
+            _log_failure(f"protect of share {resource.id}", exc)
             section.update_object("status", STATUS_ERROR)
             raise
         section.update_object("metadata", saved.to_dict())
@@ -118,10 +132,11 @@ class RestoreOperation(Operation):
                 )
             protector = self._plugin.protector(context)
             result = protector.restore(saved, options,
-                                       job_tag=_job_tag(checkpoint, resource, "restore"),
+                                       job_tag=_job_tag(restore, resource, "restore"),
                                        caller=_caller(context))
-        except exception.ProtectorError as exc:
-            LOG.error("restore of share %s failed: %s", resource.id, exc)
+        except Exception as exc:
+            # Whatever failed (bad saved info, a bank error), Karbor's user sees it here.
+            _log_failure(f"restore of share {resource.id}", exc)
             if restore is not None:
                 restore.update_resource_status(resources.SHARE_RESOURCE_TYPE, resource.id,
                                                STATUS_ERROR, str(exc))
@@ -152,7 +167,8 @@ class VerifyOperation(Operation):
             schemas.validate(schemas.VERIFY_SCHEMA, parameters, "parameters")
             saved = share_protector.SavedInfo.from_dict(section.get_object("metadata"))
             result = self._plugin.protector(context).verify(saved, caller=_caller(context))
-        except exception.ProtectorError as exc:
+        except Exception as exc:
+            _log_failure(f"verify of share {resource.id}", exc)
             if verify is not None:
                 verify.update_resource_status(resources.SHARE_RESOURCE_TYPE, resource.id,
                                               STATUS_ERROR, str(exc))
@@ -175,8 +191,9 @@ class DeleteOperation(Operation):
         try:
             saved = share_protector.SavedInfo.from_dict(section.get_object("metadata"))
             self._plugin.protector(context).delete(saved, caller=_caller(context))
-        except exception.ProtectorError as exc:
-            LOG.error("delete of share %s's snapshot failed: %s", resource.id, exc)
+        except Exception as exc:
+            # Whatever failed, the bank must not keep saying 'deleting'.
+            _log_failure(f"delete of share {resource.id}'s snapshot", exc)
             section.update_object("status", STATUS_ERROR)
             raise
         section.delete_object("metadata")

@@ -64,13 +64,28 @@ class ShareCatalog:
         """The caller's own protectable shares (never other projects' public ones)."""
         return self._protectable({})
 
-    def show_share(self, share_id: str) -> ShareSummary:
+    def show_share(
+        self,
+        share_id: str,
+        *,
+        caller_project_id: str | None = None,
+        caller_is_admin: bool = False,
+    ) -> ShareSummary:
         """One share.
 
+        :param caller_project_id: when given (and the caller is no admin), another
+            project's share -- a public one Manila lets the caller see -- is not found.
         :raises exception.NotFound: no such share (or not visible to the caller).
         :raises exception.InvalidStatus: the share's status forbids protecting it.
         """
         share = ShareSummary.from_api(self._manila.get_share(share_id))
+        if (caller_project_id is not None and not caller_is_admin
+                and share.project_id not in (None, caller_project_id)):
+            # Manila shows other projects' public shares; they are not the caller's to protect.
+            raise exception.NotFound(
+                f"share {share_id} is not a share of project {caller_project_id}",
+                details={"share_id": share_id},
+            )
         if not share.protectable:
             raise exception.InvalidStatus(
                 f"share {share_id} is {share.status!r} and cannot be protected",

@@ -345,7 +345,10 @@ class ShareProtector:
                 share_id=share_id,
                 force=options.force,
                 name=options.snapshot_name,
-                description=self._tagged_description(options.description, job_tag),
+                # The tag goes into the description only where snapshots have no metadata:
+                # otherwise the user's description stays theirs.
+                description=(options.description if self._manila.supports_snapshot_metadata
+                             else self._tagged_description(options.description, job_tag)),
                 metadata={JOB_TAG_KEY: job_tag} if job_tag else None,
             )
             LOG.info("share %s: snapshot %s requested", share_id, snapshot["id"])

@@ -99,11 +99,24 @@ class Journal:
         # FULL: a job the caller was told about survives a power cut, not only a crash.
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        # Overwrite deleted content (a finished job's token) instead of leaving it in free pages.
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
+        self.checkpoint()
         with self._lock:
             self._db.close()
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database and truncate it.
+
+        Old page images (which may hold a token of a job that has since finished)
+        live on in the WAL until a checkpoint; the worker checkpoints at purge and
+        at shutdown.
+        """
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @contextlib.contextmanager
     def _transaction(self) -> typing.Iterator[sqlite3.Connection]:
@@ -211,7 +224,9 @@ class Journal:
             cur = db.execute(
                 "DELETE FROM jobs WHERE finished_epoch IS NOT NULL AND finished_epoch < ? "
                 "AND end_notified = 1", (time.time() - older_than,))
-            return cur.rowcount
+            purged = cur.rowcount
+        self.checkpoint()
+        return purged
 
     # -- reading --------------------------------------------------------------------
 

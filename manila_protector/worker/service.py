@@ -8,6 +8,7 @@ Console script::
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
@@ -17,6 +18,7 @@ import typing
 from oslo_config import cfg
 from oslo_log import log as logging
 import oslo_messaging
+from oslo_messaging import opts as oslo_messaging_opts
 
 from manila_protector import opts
 from manila_protector.plugins import settings
@@ -34,11 +36,27 @@ LOG = logging.getLogger(__name__)
 CONTROL_EXCHANGE = "manila_protector"
 
 
+def _register_messaging_opts(conf: cfg.ConfigOpts) -> None:
+    for group, options in oslo_messaging_opts.list_opts():
+        conf.register_opts(options, group=group)
+    # oslo.messaging 18 registers these two groups only on the global cfg.CONF, yet
+    # reads them from the transport's conf on every call/cast: register them here
+    # so that any ConfigOpts works.
+    for module, group in (("oslo_messaging._tracing.client", "oslo_messaging_tracing"),
+                          ("oslo_messaging._metrics.client", "oslo_messaging_metrics")):
+        try:
+            options = getattr(importlib.import_module(module), group)
+        except (ImportError, AttributeError):  # other oslo.messaging releases
+            continue
+        conf.register_opts(options, group=group)
+
+
 def prepare_conf(conf: cfg.ConfigOpts) -> None:
     """Register every option the worker reads on ``conf`` (before parsing)."""
     logging.register_options(conf)
     opts.register_opts(conf)
     oslo_messaging.set_transport_defaults(control_exchange=CONTROL_EXCHANGE)
+    _register_messaging_opts(conf)
 
 
 class WorkerService:

@@ -135,6 +135,17 @@ def worker(make_worker):
 
 
 @pytest.fixture
+def worker_restart(conf, transport):
+    """Start a worker on the state path and stop it again (a restart's start half)."""
+    def restart():
+        worker = service_mod.WorkerService(conf, transport=transport,
+                                           notification_transport=transport)
+        worker.start()
+        worker.stop()
+    return restart
+
+
+@pytest.fixture
 def client(conf, transport):
     return rpc_api.ProtectorAPI(transport, topic=conf.worker.topic, timeout=30)
 
