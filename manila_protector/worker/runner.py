@@ -333,7 +333,10 @@ class JobRunner:
 
     def show_resource(self, ctxt: typing.Any, share_id: typing.Any) -> dict[str, typing.Any]:
         """One protectable share."""
-        return self._catalog_for(ctxt).show_share(jobs.parse_share_id(share_id)).to_dict()
+        return self._catalog_for(ctxt).show_share(
+            jobs.parse_share_id(share_id),
+            caller_project_id=getattr(ctxt, "project_id", None),
+            caller_is_admin=jobs.caller_is_admin(ctxt)).to_dict()
 
     def list_dependent_resources(self, ctxt: typing.Any, parent_type: typing.Any,
                                  parent_id: typing.Any) -> list[dict[str, typing.Any]]:

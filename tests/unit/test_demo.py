@@ -1,0 +1,20 @@
+"""The README's first command: the demo runs protect -> restore -> delete end to end."""
+
+import subprocess
+import sys
+
+
+def test_demo_protects_restores_and_deletes_printing_each_notification(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "manila_protector.demo", "--delay", "0.05",
+         "--state-path", str(tmp_path / "state")],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    for op in ("protect", "restore", "delete"):
+        assert f"manila_protector.{op}.start" in out
+        assert f"manila_protector.{op}.end" in out
+    assert "rules [('10.20.0.0/16', 'active'), ('10.30.1.5', 'active')]" in out
+    assert "left in Manila: 0" in out
+    assert out.rstrip().endswith("Demo succeeded")
+    assert "demo:" not in out  # the token never shows
