@@ -133,10 +133,3 @@ class JobConflict(ProtectorError):
     """A job id was reused for a different operation or share."""
 
     code = "job_conflict"
-
-
-class WorkerStopping(ProtectorError):
-    """The worker is shutting down and takes no new jobs."""
-
-    code = "worker_stopping"
-    retryable = True

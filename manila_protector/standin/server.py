@@ -38,6 +38,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     sys_version = ""
     # Idle keep-alive connections are dropped after this many seconds.
     timeout = 300
+    # Headers and body go out in separate writes; with Nagle's algorithm the body
+    # waits for the client's delayed ACK (~40 ms a response). Manila's servers
+    # answer without that delay, and so must we.
+    disable_nagle_algorithm = True
 
     server: _HttpServer
 

@@ -168,7 +168,8 @@ class JobRunner:
 
         :returns: jobs still running (they stay in the journal and resume at the next start).
         """
-        self._stopping.set()
+        with self._done_lock:
+            self._stopping.set()
         still_running = self._pool.stop(timeout)
         with self._done_lock:
             # Callers waiting on a job that will only finish after a restart get
@@ -202,8 +203,6 @@ class JobRunner:
         :raises exception.ProtectorError: the request was refused.
         """
         try:
-            if self._stopping.is_set():
-                raise exception.WorkerStopping(f"worker {self.host} is shutting down")
             if unexpected:
                 names = ", ".join(sorted(str(k)[:32] for k in unexpected)[:5])
                 raise exception.InvalidRequest(
@@ -246,10 +245,13 @@ class JobRunner:
         return record
 
     def wait(self, job_id: str, timeout: float | None = None) -> jobs.JobRecord:
-        """Block until the job finishes (or ``timeout`` passes); return its record."""
+        """Block until the job finishes (or ``timeout`` passes, or the worker stops).
+
+        :returns: the job's record at that moment.
+        """
         with self._done_lock:
             event = self._done.get(job_id)
-        if event is not None:
+        if event is not None and not self._stopping.is_set():
             event.wait(timeout)
         return self._journal.get(job_id)
 
@@ -266,8 +268,14 @@ class JobRunner:
 
     def _schedule(self, job_id: str) -> None:
         with self._done_lock:
+            if self._stopping.is_set():
+                # Consumed from the broker while shutting down: the journal has it and
+                # the next start runs it.
+                LOG.info("job %s: accepted during shutdown; it runs after the restart",
+                         job_id)
+                return
             self._done.setdefault(job_id, threading.Event())
-        self._pool.put(job_id)
+            self._pool.put(job_id)
 
     def _announce_finished(self, record: jobs.JobRecord) -> None:
         self._notifier.finished(record)

@@ -87,6 +87,8 @@ class WorkerService:
         self.locks: locks_mod.ShareLocks | None = None
         self.runner: runner_mod.JobRunner | None = None
         self._server: typing.Any = None
+        self._stopped = threading.Event()
+        self._housekeeping: threading.Thread | None = None
 
     def start(self) -> None:
         """Open the journal, connect the locks, resume unfinished jobs, then serve."""
@@ -108,11 +110,7 @@ class WorkerService:
             journal=self.journal, locks=self.locks, notifier=notifier, runtime=self.runtime,
             host=self.host, max_concurrent_jobs=conf.worker.max_concurrent_jobs,
             max_request_bytes=conf.worker.max_request_bytes)
-        if conf.worker.job_retention:
-            purged = self.journal.purge(conf.worker.job_retention)
-            if purged:
-                LOG.info("forgot %d finished job(s) older than %ss", purged,
-                         conf.worker.job_retention)
+        self._purge()
         resumed = self.runner.start()
         target = oslo_messaging.Target(topic=conf.worker.topic, server=self.host)
         self._server = oslo_messaging.get_rpc_server(
@@ -120,11 +118,31 @@ class WorkerService:
             serializer=rpc_context.RequestContextSerializer(),
             access_policy=oslo_messaging.DefaultRPCAccessPolicy)
         self._server.start()
+        self._housekeeping = threading.Thread(target=self._housekeep, name="housekeeping",
+                                              daemon=True)
+        self._housekeeping.start()
         LOG.info("worker %s serving topic %s (%d job(s) resumed, journal %s)", self.host,
                  conf.worker.topic, resumed, self.journal.counts())
 
+    def _purge(self) -> None:
+        retention = self.conf.worker.job_retention
+        if retention and self.journal is not None:
+            purged = self.journal.purge(retention)
+            if purged:
+                LOG.info("forgot %d finished job(s) older than %ss", purged, retention)
+
+    def _housekeep(self) -> None:
+        """Forget old finished jobs once an hour (or per retention period, if shorter)."""
+        period = min(3600, self.conf.worker.job_retention or 3600)
+        while not self._stopped.wait(period):
+            try:
+                self._purge()
+            except Exception:  # noqa: BLE001 - housekeeping must not end the worker
+                LOG.exception("purging the journal failed; trying again later")
+
     def stop(self) -> None:
         """Stop taking requests, let running jobs finish (bounded), close everything."""
+        self._stopped.set()
         if self._server is not None:
             self._server.stop()
         if self.runner is not None:
@@ -132,6 +150,8 @@ class WorkerService:
         if self._server is not None:
             self._server.wait()
             self._server = None
+        if self._housekeeping is not None:
+            self._housekeeping.join(timeout=30)
         if self.locks is not None:
             self.locks.stop()
         if self.journal is not None:
