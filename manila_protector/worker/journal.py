@@ -162,7 +162,7 @@ class Journal:
                         details={"job_id": request.job_id, "operation": existing.operation,
                                  "share_id": existing.share_id},
                     )
-                if auth_token and not existing.finished:
+                if auth_token and not existing.finished and existing.project_id == project_id:
                     # A resend brings a fresh token: the resumed job will need it.
                     db.execute("INSERT OR REPLACE INTO job_tokens (job_id, auth_token) "
                                "VALUES (?, ?)", (request.job_id, auth_token))

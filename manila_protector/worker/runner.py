@@ -85,6 +85,9 @@ class _Pool:
                 self._busy += 1
             try:
                 self._target(job_id)
+            except Exception:  # noqa: BLE001 - one job's failure must not cost a worker thread
+                LOG.exception("job %s: the runner failed; the job stays in the journal and "
+                              "resumes at the next start", job_id)
             finally:
                 with self._idle:
                     self._busy -= 1

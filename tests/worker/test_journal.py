@@ -135,3 +135,14 @@ os.kill(os.getpid(), signal.SIGKILL)
         assert j.get(job_id).status == jobs.RUNNING
     finally:
         j.close()
+
+
+def test_a_resend_refreshes_the_token_only_from_the_same_project(journal):
+    req = request()
+    accept(journal, req)
+    journal.accept(req, project_id="p1", context={}, auth_token="fresh-token", host="h1",
+                   request_id=None)
+    assert journal.load(req.job_id).auth_token == "fresh-token"
+    journal.accept(req, project_id="intruder", context={}, auth_token="intruder-token",
+                   host="h1", request_id=None)
+    assert journal.load(req.job_id).auth_token == "fresh-token"
