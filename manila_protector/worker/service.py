@@ -145,11 +145,19 @@ class WorkerService:
         self._stopped.set()
         if self._server is not None:
             self._server.stop()
+        still_running = 0
         if self.runner is not None:
-            self.runner.stop(self.conf.worker.shutdown_timeout)
+            still_running = self.runner.stop(self.conf.worker.shutdown_timeout)
         if self._server is not None:
             self._server.wait()
             self._server = None
+        if still_running:
+            # Those jobs still act on Manila until the process exits: releasing their
+            # share locks now would let another worker in beside them. The locks go with
+            # the process (file locks) or expire (lock_timeout); the journal resumes them.
+            LOG.warning("exiting with %d job(s) still running; their locks are left to "
+                        "expire", still_running)
+            return
         if self._housekeeping is not None:
             self._housekeeping.join(timeout=30)
         if self.locks is not None:

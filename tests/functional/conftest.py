@@ -12,26 +12,19 @@ test declared are deleted again afterwards.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import pathlib
-import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 import typing
 import uuid
 
-import kombu
 import pytest
 import redis
 from oslo_config import cfg
 from oslo_context import context as oslo_context
 import oslo_messaging
 
-from manila_protector import exception
 from manila_protector.rpc import api as rpc_api
 from manila_protector.rpc import context as rpc_context
 from manila_protector.standin import clock as clock_mod
@@ -39,21 +32,8 @@ from manila_protector.standin import config as standin_config
 from manila_protector.standin import server as standin_server
 from manila_protector.worker import service as service_mod
 
-RABBIT_HOST, RABBIT_PORT = "127.0.0.1", 5672
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-TRANSPORT_URL = f"rabbit://guest:guest@{RABBIT_HOST}:{RABBIT_PORT}/"
-KOMBU_URL = f"amqp://guest:guest@{RABBIT_HOST}:{RABBIT_PORT}//"
-REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}"
+from support import rabbit
 
-#: Seconds a worker process may take from exec to consuming its queues.
-READY_TIMEOUT = 60.0
-#: Seconds between SIGTERM and SIGKILL when a test's teardown stops a worker.
-TEARDOWN_KILL_AFTER = 20.0
-#: Default wait for a notification condition.
-NOTIFY_TIMEOUT = 60.0
-
-
-# -- the broker and Redis must answer ------------------------------------------------------
 
 
 def _unavailable(what: str, exc: BaseException) -> None:
@@ -63,181 +43,64 @@ def _unavailable(what: str, exc: BaseException) -> None:
     pytest.skip(message)
 
 
+_TIER_TIMES: dict[str, float] = {}
+
+
+def pytest_terminal_summary(terminalreporter: typing.Any) -> None:
+    if "end" in _TIER_TIMES:
+        terminalreporter.write_line(
+            f"functional tier (RabbitMQ, Redis, worker processes): "
+            f"{_TIER_TIMES['end'] - _TIER_TIMES['start']:.1f} s wall time")
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _rabbitmq_and_redis_answer() -> None:
-    """Skip the tier where RabbitMQ or Redis is missing (fail under CI)."""
+def _rabbitmq_and_redis_answer() -> typing.Iterator[None]:
+    """Skip the tier where RabbitMQ or Redis is missing (fail under CI); time the tier."""
     try:
-        socket.create_connection((RABBIT_HOST, RABBIT_PORT), timeout=3).close()
+        socket.create_connection((rabbit.RABBIT_HOST, rabbit.RABBIT_PORT), timeout=3).close()
     except OSError as exc:
-        _unavailable(f"RabbitMQ on {RABBIT_HOST}:{RABBIT_PORT}", exc)
-    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_timeout=3,
+        _unavailable(f"RabbitMQ on {rabbit.RABBIT_HOST}:{rabbit.RABBIT_PORT}", exc)
+    client = redis.Redis(host=rabbit.REDIS_HOST, port=rabbit.REDIS_PORT, socket_timeout=3,
                          socket_connect_timeout=3)
     try:
         client.ping()
     except redis.RedisError as exc:
-        _unavailable(f"Redis on {REDIS_HOST}:{REDIS_PORT}", exc)
+        _unavailable(f"Redis on {rabbit.REDIS_HOST}:{rabbit.REDIS_PORT}", exc)
     finally:
         client.close()
-
-
-# -- this process on the broker -----------------------------------------------------------
-
-
-def _delete_from_broker(queues: typing.Iterable[str], exchanges: typing.Iterable[str]) -> None:
-    """Best effort: remove what the tests declared (queues outlive their consumers)."""
-    try:
-        with kombu.Connection(KOMBU_URL, connect_timeout=5) as conn:
-            for name in queues:
-                with conn.channel() as channel:
-                    channel.queue_delete(name)
-            for name in exchanges:
-                with conn.channel() as channel:
-                    channel.exchange_delete(name)
-    except Exception as exc:  # noqa: BLE001 - cleanup must not fail a test
-        print(f"could not clean up the broker: {type(exc).__name__}: {exc}")
-
-
-@dataclasses.dataclass
-class Broker:
-    """This process's view of the session's exchange on RabbitMQ."""
-
-    control_exchange: str
-    conf: cfg.ConfigOpts
-    transport: typing.Any
-    notification_transport: typing.Any
+    _TIER_TIMES["start"] = time.monotonic()
+    yield
+    _TIER_TIMES["end"] = time.monotonic()
 
 
 @pytest.fixture(scope="session")
-def broker(_rabbitmq_and_redis_answer: None) -> typing.Iterator[Broker]:
+def broker(_rabbitmq_and_redis_answer: None) -> typing.Iterator[rabbit.Broker]:
     exchange = f"mp-ft-{uuid.uuid4().hex[:12]}"
     conf = cfg.ConfigOpts()
     service_mod.prepare_conf(conf)
     conf([], project="manila-protector-functional", default_config_files=[])
-    conf.set_override("transport_url", TRANSPORT_URL)
+    conf.set_override("transport_url", rabbit.TRANSPORT_URL)
     conf.set_override("control_exchange", exchange)
-    transport = rpc_api.get_transport(conf, TRANSPORT_URL)
-    notification_transport = oslo_messaging.get_notification_transport(conf, TRANSPORT_URL)
-    yield Broker(exchange, conf, transport, notification_transport)
+    transport = rpc_api.get_transport(conf, rabbit.TRANSPORT_URL)
+    notification_transport = oslo_messaging.get_notification_transport(conf, rabbit.TRANSPORT_URL)
+    yield rabbit.Broker(exchange, conf, transport, notification_transport)
     transport.cleanup()
     notification_transport.cleanup()
-    _delete_from_broker([], [exchange])
-
-
-@dataclasses.dataclass
-class Names:
-    """One test's topics on the session's exchange, and the worker hosts it made."""
-
-    topic: str
-    notification_topic: str
-    hosts: list[str] = dataclasses.field(default_factory=list)
-
-    def queues(self) -> list[str]:
-        # oslo.messaging's rabbit driver: a shared topic queue, one per server,
-        # one per notification topic and priority (fanout queues expire by TTL).
-        return ([self.topic] + [f"{self.topic}.{host}" for host in self.hosts]
-                + [f"{self.notification_topic}.{p}" for p in ("info", "error")])
+    rabbit.delete_from_broker([], [exchange])
 
 
 @pytest.fixture
-def names(broker: Broker) -> typing.Iterator[Names]:
+def names(broker: rabbit.Broker) -> typing.Iterator[rabbit.Names]:
     suffix = uuid.uuid4().hex[:12]
-    found = Names(topic=f"mp-ft-{suffix}", notification_topic=f"mp-ft-notify-{suffix}")
+    found = rabbit.Names(topic=f"mp-ft-{suffix}", notification_topic=f"mp-ft-notify-{suffix}")
     yield found
-    _delete_from_broker(found.queues(), [])
-
-
-# -- notifications --------------------------------------------------------------------------
-
-BARRIER_EVENT = "functional_tests.barrier"
-
-
-class Collector:
-    """A notification endpoint recording every notification, with waits."""
-
-    def __init__(self) -> None:
-        self._items: list[dict[str, typing.Any]] = []
-        self._cond = threading.Condition()
-
-    def _record(self, priority: str, ctxt: typing.Any, publisher_id: str, event_type: str,
-                payload: typing.Any) -> None:
-        with self._cond:
-            self._items.append({"priority": priority, "publisher_id": publisher_id,
-                                "event_type": event_type, "payload": payload})
-            self._cond.notify_all()
-
-    def info(self, ctxt, publisher_id, event_type, payload, metadata):
-        self._record("INFO", ctxt, publisher_id, event_type, payload)
-
-    def error(self, ctxt, publisher_id, event_type, payload, metadata):
-        self._record("ERROR", ctxt, publisher_id, event_type, payload)
-
-    @property
-    def items(self) -> list[dict[str, typing.Any]]:
-        with self._cond:
-            return [n for n in self._items if n["event_type"] != BARRIER_EVENT]
-
-    def wait_for(self, predicate: typing.Callable[[Collector], typing.Any],
-                 timeout: float = NOTIFY_TIMEOUT, what: str = "notifications") -> typing.Any:
-        """Wait until ``predicate(self)`` is truthy; return its value.
-
-        :raises AssertionError: not within ``timeout`` seconds.
-        """
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                value = predicate(self)
-                if value:
-                    return value
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    seen = [(n["event_type"], n["payload"].get("job_id")) for n in self.items]
-                    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; "
-                                         f"{len(seen)} notification(s): {seen[-20:]!r}")
-                self._cond.wait(remaining)
-
-    def for_job(self, job_id: str) -> list[dict[str, typing.Any]]:
-        return [n for n in self.items
-                if isinstance(n["payload"], dict) and n["payload"].get("job_id") == job_id]
-
-    def events(self, job_id: str) -> list[str]:
-        return [n["event_type"] for n in self.for_job(job_id)]
-
-    def terminal(self, job_id: str) -> list[dict[str, typing.Any]]:
-        return [n for n in self.for_job(job_id)
-                if n["event_type"].endswith((".end", ".error"))]
-
-    def errors(self) -> list[dict[str, typing.Any]]:
-        return [n for n in self.items
-                if n["priority"] == "ERROR" or n["event_type"].endswith(".error")]
-
-
-class Notifications:
-    """The collector, and a barrier: once a marker sent now has arrived on both
-    priorities, every notification the workers published before it has too
-    (each topic-and-priority queue is FIFO)."""
-
-    def __init__(self, collector: Collector, notifier: oslo_messaging.Notifier) -> None:
-        self.collector = collector
-        self._notifier = notifier
-
-    def barrier(self, timeout: float = NOTIFY_TIMEOUT) -> None:
-        token = uuid.uuid4().hex
-        ctxt = oslo_context.RequestContext()
-        self._notifier.info(ctxt, BARRIER_EVENT, {"barrier": token})
-        self._notifier.error(ctxt, BARRIER_EVENT, {"barrier": token})
-
-        def arrived(collector: Collector) -> bool:
-            with collector._cond:
-                return len([n for n in collector._items
-                            if n["event_type"] == BARRIER_EVENT
-                            and n["payload"].get("barrier") == token]) == 2
-
-        self.collector.wait_for(arrived, timeout, "the notification barrier")
+    rabbit.delete_from_broker(found.queues(), [f"{found.topic}_fanout"])
 
 
 @pytest.fixture
-def notifications(broker: Broker, names: Names) -> typing.Iterator[Notifications]:
-    collector = Collector()
+def notifications(broker: rabbit.Broker,
+                  names: rabbit.Names) -> typing.Iterator[rabbit.Notifications]:
+    collector = rabbit.Collector()
     serializer = rpc_context.RequestContextSerializer()
     listener = oslo_messaging.get_notification_listener(
         broker.notification_transport,
@@ -247,12 +110,9 @@ def notifications(broker: Broker, names: Names) -> typing.Iterator[Notifications
     notifier = oslo_messaging.Notifier(
         broker.notification_transport, publisher_id="functional_tests", driver="messagingv2",
         topics=[names.notification_topic], serializer=serializer)
-    yield Notifications(collector, notifier)
+    yield rabbit.Notifications(collector, notifier)
     listener.stop()
     listener.wait()
-
-
-# -- the Manila stand-in, callers ------------------------------------------------------------
 
 
 @pytest.fixture
@@ -287,7 +147,8 @@ def ctxt(project: str) -> oslo_context.RequestContext:
 
 
 @pytest.fixture
-def make_client(broker: Broker, names: Names) -> typing.Callable[..., rpc_api.ProtectorAPI]:
+def make_client(broker: rabbit.Broker,
+                names: rabbit.Names) -> typing.Callable[..., rpc_api.ProtectorAPI]:
     """``make_client(timeout=30)``: a ProtectorAPI on this test's topic."""
 
     def make(timeout: float = 30.0) -> rpc_api.ProtectorAPI:
@@ -296,186 +157,12 @@ def make_client(broker: Broker, names: Names) -> typing.Callable[..., rpc_api.Pr
     return make
 
 
-# -- worker processes -------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class WorkerConfig:
-    """One worker's config file and the places it names."""
-
-    host: str
-    path: pathlib.Path
-    state_path: pathlib.Path
-    log_path: pathlib.Path
-    shutdown_timeout: float
-
-
-class WorkerProcess:
-    """A running ``python -m manila_protector.worker.service``."""
-
-    def __init__(self, config: WorkerConfig) -> None:
-        self.config = config
-        self._log = open(config.log_path, "ab")  # closed in wait()
-        self._log.write(f"==== starting worker {config.host}\n".encode())
-        self._log.flush()
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "manila_protector.worker.service",
-             "--config-file", str(config.path)],
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-
-    @property
-    def host(self) -> str:
-        return self.config.host
-
-    @property
-    def running(self) -> bool:
-        return self.popen.poll() is None
-
-    def log_tail(self, lines: int = 60) -> str:
-        try:
-            text = self.config.log_path.read_text(errors="replace")
-        except OSError as exc:
-            return f"(no log: {exc})"
-        return "\n".join(text.splitlines()[-lines:])
-
-    def wait_ready(self, client: rpc_api.ProtectorAPI, ctxt: typing.Any,
-                   timeout: float = READY_TIMEOUT) -> None:
-        """Wait until the worker answers on its own queue (it is then consuming).
-
-        Asks its server for a job that does not exist: ``NotFound`` means the
-        request reached the runner.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            if not self.running:
-                raise AssertionError(f"worker {self.host} exited with {self.popen.returncode} "
-                                     f"before it was ready:\n{self.log_tail()}")
-            try:
-                client.get_job(ctxt, str(uuid.uuid4()), server=self.host)
-            except exception.NotFound:
-                return
-            except oslo_messaging.MessagingTimeout:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"worker {self.host} not ready after {timeout:g} s:\n"
-                                     f"{self.log_tail()}")
-
-    def kill(self) -> int:
-        """SIGKILL, as a crash would; returns the exit status."""
-        self.popen.send_signal(signal.SIGKILL)
-        return self.wait(TEARDOWN_KILL_AFTER)
-
-    def terminate(self, timeout: float) -> int:
-        """SIGTERM; returns the exit status.
-
-        :raises AssertionError: it did not exit within ``timeout`` (it is then killed).
-        """
-        self.popen.send_signal(signal.SIGTERM)
-        try:
-            return self.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"worker {self.host} did not exit within {timeout:g} s of "
-                                 f"SIGTERM:\n{self.log_tail()}") from None
-
-    def wait(self, timeout: float) -> int:
-        code = self.popen.wait(timeout)
-        self._log.close()
-        return code
-
-    def stop_quietly(self) -> None:
-        """Teardown: SIGTERM, then SIGKILL after a deadline."""
-        if not self.running:
-            self.wait(1)
-            return
-        self.popen.send_signal(signal.SIGTERM)
-        try:
-            self.wait(TEARDOWN_KILL_AFTER)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-
-class Workers:
-    """Writes worker configs and starts worker processes for one test."""
-
-    def __init__(self, broker: Broker, names: Names, root: pathlib.Path,
-                 ctxt: typing.Any) -> None:
-        self._broker = broker
-        self._names = names
-        self._root = root
-        self._ctxt = ctxt
-        self._probe = rpc_api.ProtectorAPI(broker.transport, topic=names.topic, timeout=2)
-        self.started: list[WorkerProcess] = []
-
-    def configure(
-        self,
-        standin: standin_server.ManilaStandIn,
-        *,
-        max_concurrent_jobs: int = 4,
-        shutdown_timeout: float = 10,
-        lock_wait: float = 60,
-        lock_timeout: int | None = None,
-    ) -> WorkerConfig:
-        """Write the config file of a new worker (a new host name and state_path).
-
-        :param lock_timeout: TTL of a Redis lock (tooz's default is 30 s); a killed
-            worker's lock is free again only after it.
-        """
-        backend_url = REDIS_URL + (f"?lock_timeout={lock_timeout}" if lock_timeout else "")
-        host = f"{self._names.topic}-w{len(self._names.hosts) + 1}"
-        self._names.hosts.append(host)
-        state_path = self._root / host / "state"
-        path = self._root / host / "worker.conf"
-        state_path.parent.mkdir(parents=True)
-        path.write_text(f"""\
-[DEFAULT]
-transport_url = {TRANSPORT_URL}
-host = {host}
-state_path = {state_path}
-control_exchange = {self._broker.control_exchange}
-
-[worker]
-topic = {self._names.topic}
-max_concurrent_jobs = {max_concurrent_jobs}
-shutdown_timeout = {shutdown_timeout:g}
-
-[coordination]
-backend_url = {backend_url}
-lock_wait = {lock_wait:g}
-
-[manila]
-endpoint_override = {standin.endpoint}
-# Notice quickly when the stand-in finished a transition.
-poll_max_interval = 0.5
-
-[oslo_messaging_notifications]
-driver = messagingv2
-topics = {self._names.notification_topic}
-""")
-        return WorkerConfig(host=host, path=path, state_path=state_path,
-                            log_path=self._root / host / "worker.log",
-                            shutdown_timeout=shutdown_timeout)
-
-    def start(self, config: WorkerConfig, *, ready: bool = True) -> WorkerProcess:
-        """Start a worker with ``config``; by default wait until it consumes."""
-        worker = WorkerProcess(config)
-        self.started.append(worker)
-        if ready:
-            worker.wait_ready(self._probe, self._ctxt)
-        return worker
-
-    def stop_all(self) -> None:
-        for worker in self.started:
-            worker.stop_quietly()
-
-
 @pytest.fixture
-def workers(broker: Broker, names: Names, notifications: Notifications, tmp_path: pathlib.Path,
-            ctxt: typing.Any) -> typing.Iterator[Workers]:
+def workers(broker: rabbit.Broker, names: rabbit.Names, notifications: rabbit.Notifications,
+            tmp_path: pathlib.Path, ctxt: typing.Any) -> typing.Iterator[rabbit.Workers]:
     """Starts worker processes; stops them after the test and prints their logs' tails
     (shown by pytest when the test failed)."""
-    found = Workers(broker, names, tmp_path / "workers", ctxt)
+    found = rabbit.Workers(broker, names, tmp_path / "workers", ctxt)
     yield found
     found.stop_all()
     seen = set()
