@@ -47,6 +47,21 @@ def _http_message(exc: manila_exc.ClientException) -> str:
     return f"{message} (HTTP {status})" if status else str(message)
 
 
+_ErrorMapping = tuple[tuple[type[Exception], ...], type[exception.ProtectorError], str]
+
+#: Manila's HTTP errors and what they mean here: (its classes, ours, message prefix).
+_HTTP_ERRORS: tuple[_ErrorMapping, ...] = (
+    ((manila_exc.NotFound,), exception.NotFound, "not found: "),
+    ((manila_exc.Unauthorized, manila_exc.Forbidden), exception.NotAuthorized,
+     "refused by Manila: "),
+    ((manila_exc.Conflict,), exception.Conflict, ""),
+    ((manila_exc.RequestEntityTooLarge,), exception.QuotaExceeded, "over quota: "),
+    ((manila_exc.UnprocessableEntity, manila_exc.NotAcceptable), exception.Unsupported, ""),
+    ((manila_exc.BadRequest,), exception.InvalidRequest, "Manila refused the request: "),
+    ((manila_exc.HttpServerError,), exception.ManilaUnavailable, "Manila server error: "),
+)
+
+
 @contextlib.contextmanager
 def translate_errors(what: str) -> typing.Iterator[None]:
     """Re-raise any Manila/keystoneauth/requests error as a :class:`ProtectorError`.
@@ -57,35 +72,14 @@ def translate_errors(what: str) -> typing.Iterator[None]:
         yield
     except exception.ProtectorError:
         raise
-    except manila_exc.NotFound as exc:
-        raise exception.NotFound(
-            f"{what}: not found ({_http_message(exc)})", request_id=_request_id(exc)
-        ) from exc
-    except (manila_exc.Unauthorized, manila_exc.Forbidden) as exc:
-        raise exception.NotAuthorized(
-            f"{what}: refused by Manila: {_http_message(exc)}", request_id=_request_id(exc)
-        ) from exc
-    except manila_exc.Conflict as exc:
-        raise exception.Conflict(
-            f"{what}: {_http_message(exc)}", request_id=_request_id(exc)
-        ) from exc
-    except manila_exc.RequestEntityTooLarge as exc:
-        raise exception.QuotaExceeded(
-            f"{what}: over quota: {_http_message(exc)}", request_id=_request_id(exc)
-        ) from exc
-    except (manila_exc.UnprocessableEntity, manila_exc.NotAcceptable) as exc:
-        raise exception.Unsupported(
-            f"{what}: {_http_message(exc)}", request_id=_request_id(exc)
-        ) from exc
-    except manila_exc.BadRequest as exc:
-        raise exception.InvalidRequest(
-            f"{what}: Manila refused the request: {_http_message(exc)}",
-            request_id=_request_id(exc),
-        ) from exc
-    except manila_exc.HttpServerError as exc:
-        raise exception.ManilaUnavailable(
-            f"{what}: Manila server error: {_http_message(exc)}", request_id=_request_id(exc)
-        ) from exc
+    except manila_exc.HttpError as exc:
+        for classes, ours, prefix in _HTTP_ERRORS:
+            if isinstance(exc, classes):
+                raise ours(f"{what}: {prefix}{_http_message(exc)}",
+                           request_id=_request_id(exc)) from exc
+        # Any other 4xx: Manila found the request itself wrong.
+        raise exception.InvalidRequest(f"{what}: {_http_message(exc)}",
+                                       request_id=_request_id(exc)) from exc
     except manila_exc.UnsupportedVersion as exc:
         raise exception.Unsupported(f"{what}: {exc}") from exc
     except manila_exc.ClientException as exc:

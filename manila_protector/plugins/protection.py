@@ -78,16 +78,20 @@ def _log_failure(what: str, exc: BaseException) -> None:
         LOG.exception("%s failed unexpectedly", what)
 
 
+class _PluginOperation(Operation):
+    """An operation of :class:`ManilaShareProtectionPlugin` (it builds the core per context)."""
+
+    def __init__(self, plugin: ManilaShareProtectionPlugin) -> None:
+        self._plugin = plugin
+
+
 def _caller(context: typing.Any) -> share_protector.Caller:
     return share_protector.Caller(project_id=getattr(context, "project_id", None),
                                   is_admin=bool(getattr(context, "is_admin", False)))
 
 
-class ProtectOperation(Operation):
+class ProtectOperation(_PluginOperation):
     """protect = snapshot the share; the saved info goes into the bank section."""
-
-    def __init__(self, plugin: ManilaShareProtectionPlugin) -> None:
-        self._plugin = plugin
 
     def on_main(self, checkpoint: typing.Any, resource: typing.Any, context: typing.Any,
                 parameters: typing.Any, **kwargs: typing.Any) -> None:
@@ -109,11 +113,8 @@ class ProtectOperation(Operation):
         LOG.info("share %s protected as snapshot %s", resource.id, saved.snapshot_id)
 
 
-class RestoreOperation(Operation):
+class RestoreOperation(_PluginOperation):
     """restore = a new share from the snapshot (or a revert when share_id names the share)."""
-
-    def __init__(self, plugin: ManilaShareProtectionPlugin) -> None:
-        self._plugin = plugin
 
     def on_main(self, checkpoint: typing.Any, resource: typing.Any, context: typing.Any,
                 parameters: typing.Any, **kwargs: typing.Any) -> None:
@@ -153,11 +154,8 @@ class RestoreOperation(Operation):
                  result.mode)
 
 
-class VerifyOperation(Operation):
+class VerifyOperation(_PluginOperation):
     """verify = the snapshot exists and is available."""
-
-    def __init__(self, plugin: ManilaShareProtectionPlugin) -> None:
-        self._plugin = plugin
 
     def on_main(self, checkpoint: typing.Any, resource: typing.Any, context: typing.Any,
                 parameters: typing.Any, **kwargs: typing.Any) -> None:
@@ -178,11 +176,8 @@ class VerifyOperation(Operation):
                                           result.status)
 
 
-class DeleteOperation(Operation):
+class DeleteOperation(_PluginOperation):
     """delete = delete the snapshot; already gone is success."""
-
-    def __init__(self, plugin: ManilaShareProtectionPlugin) -> None:
-        self._plugin = plugin
 
     def on_main(self, checkpoint: typing.Any, resource: typing.Any, context: typing.Any,
                 parameters: typing.Any, **kwargs: typing.Any) -> None:
