@@ -8,6 +8,7 @@ Console script::
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import os
 import signal
@@ -89,11 +90,13 @@ class WorkerService:
         self._server: typing.Any = None
         self._stopped = threading.Event()
         self._housekeeping: threading.Thread | None = None
+        self._state_lock: typing.IO[str] | None = None
 
     def start(self) -> None:
         """Open the journal, connect the locks, resume unfinished jobs, then serve."""
         conf = self.conf
         os.makedirs(conf.state_path, mode=0o700, exist_ok=True)
+        self._claim_state_path()
         # python-manilaclient writes shell-completion caches; keep them out of $HOME.
         os.environ.setdefault("MANILACLIENT_UUID_CACHE_DIR",
                               os.path.join(conf.state_path, "manilaclient-cache"))
@@ -123,6 +126,26 @@ class WorkerService:
         self._housekeeping.start()
         LOG.info("worker %s serving topic %s (%d job(s) resumed, journal %s)", self.host,
                  conf.worker.topic, resumed, self.journal.counts())
+
+    def _claim_state_path(self) -> None:
+        """Make sure no other worker uses this state directory (its journal is ours alone).
+
+        :raises RuntimeError: another live process holds it.
+        """
+        path = os.path.join(self.conf.state_path, "worker.lock")
+        handle = open(path, "a+")  # held (locked) for the life of the worker
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise RuntimeError(
+                f"state_path {self.conf.state_path} is in use by another worker: each "
+                "worker needs its own state_path") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._state_lock = handle
 
     def _purge(self) -> None:
         retention = self.conf.worker.job_retention
@@ -164,6 +187,9 @@ class WorkerService:
             self.locks.stop()
         if self.journal is not None:
             self.journal.close()
+        if self._state_lock is not None:
+            self._state_lock.close()
+            self._state_lock = None
         if self._own_transports:
             self.transport.cleanup()
             self.notification_transport.cleanup()

@@ -6,9 +6,12 @@ from __future__ import annotations
 import os
 import uuid
 
+import pytest
+
 from manila_protector.plugins import share_protector
 from manila_protector.worker import jobs
 from manila_protector.worker import journal as journal_mod
+from manila_protector.worker import service as service_mod
 
 OPTIONS = {"snapshot_name": "nightly", "description": "before the crash", "force": False}
 
@@ -99,3 +102,11 @@ def test_finished_jobs_leave_no_token_on_disk(conf, ctxt, share, worker, client)
                 data += f.read()
     assert job_id.encode() in data
     assert ctxt.auth_token.encode() not in data
+
+
+def test_a_second_worker_on_the_same_state_path_is_refused(conf, transport, worker):
+    second = service_mod.WorkerService(conf, transport=transport,
+                                       notification_transport=transport)
+    with pytest.raises(RuntimeError) as info:
+        second.start()
+    assert "in use by another worker" in str(info.value)
