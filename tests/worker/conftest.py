@@ -3,8 +3,6 @@ the Manila stand-in over HTTP, notifications captured by a real notification lis
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 
 import pytest
@@ -18,47 +16,9 @@ from manila_protector.rpc import context as rpc_context
 from manila_protector.standin import ManilaStandIn, StandInConfig
 from manila_protector.worker import service as service_mod
 
+from support import rabbit
+
 TRANSPORTS = ["kombu+memory:////", "fake://"]
-
-
-class Collector:
-    """A notification endpoint that records every notification it is handed."""
-
-    def __init__(self) -> None:
-        self.items: list[dict] = []
-        self._cond = threading.Condition()
-
-    def _record(self, priority, ctxt, publisher_id, event_type, payload, metadata):
-        with self._cond:
-            self.items.append({"priority": priority, "publisher_id": publisher_id,
-                               "event_type": event_type, "payload": payload,
-                               "ctxt": ctxt.to_dict() if hasattr(ctxt, "to_dict") else ctxt})
-            self._cond.notify_all()
-
-    def info(self, ctxt, publisher_id, event_type, payload, metadata):
-        self._record("INFO", ctxt, publisher_id, event_type, payload, metadata)
-
-    def error(self, ctxt, publisher_id, event_type, payload, metadata):
-        self._record("ERROR", ctxt, publisher_id, event_type, payload, metadata)
-
-    def wait_for(self, predicate, timeout=30.0):
-        """Wait until ``predicate(items)`` is true; return the items."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not predicate(self.items):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"notifications never matched: {self.items!r}")
-                self._cond.wait(remaining)
-            return list(self.items)
-
-    def for_job(self, job_id):
-        with self._cond:
-            return [n for n in self.items if n["payload"].get("job_id") == job_id]
-
-    def terminal(self, job_id):
-        return [n for n in self.for_job(job_id)
-                if n["event_type"].endswith((".end", ".error"))]
 
 
 @pytest.fixture(params=TRANSPORTS)
@@ -103,7 +63,7 @@ def transport(conf):
 
 @pytest.fixture
 def notifications(conf, transport):
-    collector = Collector()
+    collector = rabbit.Collector()
     targets = [oslo_messaging.Target(topic=t) for t in conf.oslo_messaging_notifications.topics]
     listener = oslo_messaging.get_notification_listener(
         transport, targets, [collector], serializer=rpc_context.RequestContextSerializer())

@@ -41,8 +41,9 @@ def test_protect_restore_delete_by_call(worker, client, ctxt, share, standin, no
     assert deleted["status"] == "succeeded"
     assert standin.snapshot(saved["snapshot_id"]) is None
 
-    notes = notifications.wait_for(lambda items: len(
-        [n for n in items if n["event_type"].endswith(".end")]) == 3)
+    notifications.wait_for(lambda c: len(
+        [n for n in c.items if n["event_type"].endswith(".end")]) == 3)
+    notes = notifications.items
     assert events(notifications, protect_id) == ["manila_protector.protect.start",
                                                   "manila_protector.protect.end"]
     end = notifications.terminal(protect_id)[0]
@@ -177,8 +178,9 @@ def test_bad_input_by_cast_is_an_error_notification(worker, client, ctxt, share,
     standin.reset_requests()
     sent = _fill(kwargs, share["id"])
     client._client.cast(ctxt, method, **sent)
-    notes = notifications.wait_for(lambda items: any(
-        n["event_type"] == f"manila_protector.{method}.error" for n in items))
+    notifications.wait_for(lambda c: any(
+        n["event_type"] == f"manila_protector.{method}.error" for n in c.items))
+    notes = notifications.items
     error = [n for n in notes if n["event_type"].endswith(".error")][0]
     assert error["priority"] == "ERROR"
     assert error["payload"]["status"] == "failed"
