@@ -58,6 +58,11 @@ _SNAPSHOT_GONE = waiting.StatusSets(
     pending=statuses.SNAPSHOT_DELETING,
     failed=statuses.SNAPSHOT_DELETE_FAILED,
 )
+_RULES_SETTLED = waiting.StatusSets(
+    ready=frozenset({statuses.ACCESS_RULE_ACTIVE}),
+    pending=statuses.SHARE_ACCESS_RULES_SYNCING,
+    failed=frozenset({"error"}),
+)
 _SHARE_GONE = waiting.StatusSets(
     ready=frozenset({waiting.GONE}),
     pending=frozenset({"deleting", "deferred_deleting"}),
@@ -257,6 +262,26 @@ class Timeouts:
 # -- the core ---------------------------------------------------------------------
 
 
+class _Polled:
+    """A wait's status function that keeps what it last read.
+
+    The wait's final read is the resource in its final state; keeping it spares
+    the GET that would otherwise follow every wait.
+    """
+
+    def __init__(self, get: typing.Callable[[], dict[str, typing.Any]]) -> None:
+        self._get = get
+        self.last: dict[str, typing.Any] = {}
+
+    def __call__(self) -> str:
+        try:
+            self.last = self._get()
+        except exception.NotFound:
+            self.last = {}
+            return waiting.GONE
+        return self.last["status"]
+
+
 class ShareProtector:
     """Protects, restores, deletes and verifies share snapshots.
 
@@ -280,21 +305,11 @@ class ShareProtector:
     def _deadline(self, seconds: float) -> waiting.Deadline:
         return waiting.Deadline(self._waiter.clock, seconds)
 
-    def _share_status(self, share_id: str) -> typing.Callable[[], str]:
-        def fetch() -> str:
-            try:
-                return self._manila.get_share(share_id)["status"]
-            except exception.NotFound:
-                return waiting.GONE
-        return fetch
+    def _share_status(self, share_id: str) -> _Polled:
+        return _Polled(lambda: self._manila.get_share(share_id))
 
-    def _snapshot_status(self, snapshot_id: str) -> typing.Callable[[], str]:
-        def fetch() -> str:
-            try:
-                return self._manila.get_snapshot(snapshot_id)["status"]
-            except exception.NotFound:
-                return waiting.GONE
-        return fetch
+    def _snapshot_status(self, snapshot_id: str) -> _Polled:
+        return _Polled(lambda: self._manila.get_snapshot(snapshot_id))
 
     def _wait(self, fetch: typing.Callable[[], str], sets: waiting.StatusSets,
               deadline: waiting.Deadline, what: str) -> str:
@@ -327,14 +342,14 @@ class ShareProtector:
         if caller is not None:
             caller.check(share.get("project_id"), f"share {share_id}")
         if share["status"] != statuses.SHARE_AVAILABLE:
-            status = self._wait(self._share_status(share_id), _SHARE_READY, deadline,
-                                f"share {share_id}")
+            polled_share = self._share_status(share_id)
+            status = self._wait(polled_share, _SHARE_READY, deadline, f"share {share_id}")
             if status not in _SHARE_READY.ready:
                 raise exception.InvalidStatus(
                     f"share {share_id} is {status!r} and cannot be protected",
                     details={"share_id": share_id, "status": status},
                 )
-            share = self._manila.get_share(share_id)
+            share = polled_share.last
 
         snapshot = self._find_tagged_snapshot(share_id, job_tag) if job_tag else None
         if snapshot is not None:
@@ -354,7 +369,8 @@ class ShareProtector:
             LOG.info("share %s: snapshot %s requested", share_id, snapshot["id"])
 
         snapshot_id = snapshot["id"]
-        status = self._wait(self._snapshot_status(snapshot_id), _SNAPSHOT_READY, deadline,
+        polled = self._snapshot_status(snapshot_id)
+        status = self._wait(polled, _SNAPSHOT_READY, deadline,
                             f"snapshot {snapshot_id} of share {share_id}")
         if status not in _SNAPSHOT_READY.ready:
             self._discard_snapshot(snapshot_id, deadline)
@@ -363,7 +379,7 @@ class ShareProtector:
                 "it was deleted",
                 details={"share_id": share_id, "snapshot_id": snapshot_id, "status": status},
             )
-        snapshot = self._manila.get_snapshot(snapshot_id)
+        snapshot = polled.last
         rules = self._saved_rules(share_id)
         return SavedInfo(
             snapshot_id=snapshot_id,
@@ -492,8 +508,21 @@ class ShareProtector:
                 "restore into a new share instead (omit share_id)",
                 details={"latest_snapshot_id": latest["id"]},
             )
+        # Manila refuses a revert (409) while the share's access rules are syncing:
+        # let them settle first, within the same deadline.
+        rules = self._wait(
+            lambda: self._manila.get_share(saved.share_id).get("access_rules_status")
+            or statuses.ACCESS_RULE_ACTIVE,
+            _RULES_SETTLED, deadline, f"access rules of share {saved.share_id}")
+        if rules != statuses.ACCESS_RULE_ACTIVE:
+            raise exception.InvalidStatus(
+                f"share {saved.share_id}'s access rules are {rules!r}; Manila cannot revert it "
+                "until they are fixed",
+                details={"share_id": saved.share_id, "access_rules_status": rules},
+            )
         self._manila.revert_share(saved.share_id, saved.snapshot_id)
-        status = self._wait(self._share_status(saved.share_id), _REVERT_DONE, deadline,
+        polled = self._share_status(saved.share_id)
+        status = self._wait(polled, _REVERT_DONE, deadline,
                             f"share {saved.share_id} reverting to {saved.snapshot_id}")
         if status not in _REVERT_DONE.ready:
             raise exception.OperationFailed(
@@ -501,8 +530,7 @@ class ShareProtector:
                 f"status {status!r}",
                 details={"share_id": saved.share_id, "status": status},
             )
-        share = self._manila.get_share(saved.share_id)
-        return self._result(share, "revert", saved.access_rules)
+        return self._result(polled.last, "revert", saved.access_rules)
 
     def _restore_new(
         self, saved: SavedInfo, options: RestoreOptions, job_tag: str | None
@@ -532,8 +560,8 @@ class ShareProtector:
             )
             LOG.info("snapshot %s: restoring into new share %s", saved.snapshot_id, share["id"])
         share_id = share["id"]
-        status = self._wait(self._share_status(share_id), _NEW_SHARE_READY, deadline,
-                            f"restored share {share_id}")
+        polled = self._share_status(share_id)
+        status = self._wait(polled, _NEW_SHARE_READY, deadline, f"restored share {share_id}")
         if status not in _NEW_SHARE_READY.ready:
             self._discard_share(share_id, deadline)
             raise exception.OperationFailed(
@@ -548,8 +576,9 @@ class ShareProtector:
             except exception.ProtectorError:
                 self._discard_share(share_id, deadline)
                 raise
-        share = self._manila.get_share(share_id)
-        return self._result(share, "new_share", applied)
+        # Re-applying access rules changes the share's access_rules_status, nothing the
+        # result reports: the share as the wait last read it is the result.
+        return self._result(polled.last, "new_share", applied)
 
     def _apply_rules(
         self,

@@ -89,3 +89,8 @@ SNAPSHOT_DELETABLE = frozenset({"available", "error"})
 ACCESS_RULE_ACTIVE = "active"
 ACCESS_RULE_PENDING = frozenset({"new", "queued_to_apply", "applying"})
 ACCESS_RULE_FAILED = frozenset({"error", "queued_to_deny", "denying"})
+
+#: A share's ``access_rules_status`` while rules are being changed (older releases
+#: said ``out_of_sync``/``updating``); Manila refuses a revert then.
+SHARE_ACCESS_RULES_SYNCING = frozenset({"syncing", "out_of_sync", "updating",
+                                        "updating_multiple", "queued_to_apply"})

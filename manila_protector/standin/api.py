@@ -541,6 +541,7 @@ class ManilaApi:
             self._delete_rule_metadata, "2.45")
 
         add("GET", "/types", self._list_types)
+        add("POST", "/types", self._create_type)
         add("GET", "/types/default", self._default_type)
         add("GET", "/types/{type_id}", self._show_type)
         add("GET", "/types/{type_id}/extra_specs", self._type_extra_specs)
@@ -753,7 +754,7 @@ class ManilaApi:
     @staticmethod
     def _reset_target(request: ApiRequest, payload: typing.Any, kind: str) -> str:
         if not request.ctx.is_admin:
-            raise errors.forbidden(f"Policy doesn't allow {kind}:reset_status to be performed.")
+            raise errors.forbidden(errors.ACCESS_DENIED)
         if not isinstance(payload, dict) or "status" not in payload:
             raise errors.bad_request("Must specify 'status'")
         status = payload["status"]
@@ -1019,6 +1020,34 @@ class ManilaApi:
     def _list_types(self, request: ApiRequest) -> tuple[int, typing.Any]:
         listed = [views.share_type(request.render, t) for t in self.state.share_types.values()]
         return 200, {"share_types": listed, "volume_types": listed}
+
+    def _create_type(self, request: ApiRequest) -> tuple[int, typing.Any]:
+        # Creating share types is an administrator's business (Manila's policy: 403).
+        if not request.ctx.is_admin:
+            raise errors.forbidden(errors.ACCESS_DENIED)
+        body = request.json()
+        spec = body.get("share_type", body.get("volume_type")) if isinstance(body, dict) else None
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not spec["name"]:
+            raise errors.bad_request("Malformed request body")
+        extra_specs = spec.get("extra_specs") or {}
+        if not isinstance(extra_specs, dict):
+            raise errors.bad_request("Malformed request body")
+        if "driver_handles_share_servers" not in extra_specs:
+            raise errors.bad_request(
+                "Invalid extra_spec: Required extra specs missing: "
+                "driver_handles_share_servers.")
+        is_public = spec.get("share_type_access:is_public",
+                             spec.get("os-share-type-access:is_public", True))
+        try:
+            created = self.state.create_share_type(
+                spec["name"], extra_specs,
+                is_public=(is_public if isinstance(is_public, bool)
+                           else _strict_bool("is_public", str(is_public))),
+                description=spec.get("description"))
+        except ValueError:
+            raise errors.conflict(f"Share Type {spec['name']} already exists.") from None
+        shown = views.share_type(request.render, created)
+        return 200, {"share_type": shown, "volume_type": shown}
 
     def _default_type(self, request: ApiRequest) -> tuple[int, typing.Any]:
         type_id = self.state.default_share_type_id

@@ -44,6 +44,14 @@ DEFAULT_MESSAGES: dict[int, str] = {
     503: "The server is currently unavailable. Please try again at a later time.",
 }
 
+#: Manila 23's bare answers: where it raises webob's 404/403 without a message
+#: (GET or DELETE of a share or snapshot not found; a denied admin action) ...
+NOT_FOUND = DEFAULT_MESSAGES[404]
+ACCESS_DENIED = DEFAULT_MESSAGES[403]
+#: ... and where Manila's own ``NotFound`` travels up unexplained (a snapshot of,
+#: or a revert of, a share not found).
+NOT_FOUND_TRANSLATED = "NotFound: Resource could not be found."
+
 
 def fault_name(status: int) -> str:
     """Return the fault key Manila uses for an HTTP ``status``."""

@@ -180,6 +180,8 @@ class Share:
     export_location_id: str | None = None
     export_location_created_at: float | None = None
     transition: Transition | None = None
+    #: Until when ``access_rules_status`` stays ``syncing`` after its rules settled.
+    access_synced_at: float = 0.0
 
 
 @dataclasses.dataclass(eq=False)
@@ -454,6 +456,10 @@ class StandInState:
             resource.updated_at = now
         else:
             assert isinstance(resource, AccessRule)
+            share = self.shares_by_id.get(resource.share_id)
+            if share is not None:
+                share.access_synced_at = max(share.access_synced_at,
+                                             now + self.config.delays.access_status_lag)
             if transition.target is None:
                 self._remove_rule(resource)
                 return
@@ -584,6 +590,26 @@ class StandInState:
             self.share_types[type_id] = ShareType(type_id, name, specs, description)
         return type_id
 
+    def create_share_type(
+        self,
+        name: str,
+        extra_specs: typing.Mapping[str, str],
+        is_public: bool = True,
+        description: str | None = None,
+    ) -> ShareType:
+        """Create a share type with exactly these extra specs (``POST /types``).
+
+        :raises ValueError: a share type of that name exists.
+        """
+        with self.lock:
+            if any(t.name == name for t in self.share_types.values()):
+                raise ValueError(f"share type {name!r} exists")
+            found = ShareType(str(uuid.uuid4()), name,
+                              {str(k): str(v) for k, v in extra_specs.items()}, description,
+                              is_public)
+            self.share_types[found.id] = found
+            return found
+
     def find_share_type(self, name_or_id: str) -> ShareType | None:
         """Find a share type by id or name."""
         with self.lock:
@@ -657,7 +683,8 @@ class StandInState:
         if share is None or not (
             ctx.is_admin or share.project_id == ctx.project_id or share.is_public
         ):
-            raise errors.not_found(message or f"Share {share_id} could not be found.")
+            # Manila 23 answers a bare 404 here (webob's default explanation).
+            raise errors.not_found(message or errors.NOT_FOUND)
         return share
 
     @staticmethod
@@ -668,12 +695,12 @@ class StandInState:
             raise errors.forbidden(f"Policy doesn't allow share:{action} to be performed.")
 
     def visible_snapshot(
-        self, ctx: Context, snapshot_id: str, status: int = 404
+        self, ctx: Context, snapshot_id: str, status: int = 404, message: str | None = None
     ) -> Snapshot:
         """Return a snapshot the caller may see, or raise (404 by default)."""
         snapshot = self.snapshots_by_id.get(snapshot_id)
         if snapshot is None or not (ctx.is_admin or snapshot.project_id == ctx.project_id):
-            raise errors.ApiError(status, f"Snapshot {snapshot_id} could not be found.")
+            raise errors.ApiError(status, message or errors.NOT_FOUND)
         return snapshot
 
     def visible_rule(self, ctx: Context, access_id: str) -> AccessRule:
@@ -780,7 +807,10 @@ class StandInState:
                 raise errors.not_found(
                     f"Availability zone {availability_zone} could not be found."
                 )
-            snapshot = self.visible_snapshot(ctx, snapshot_id) if snapshot_id else None
+            snapshot = self.visible_snapshot(
+                ctx, snapshot_id,
+                message=f"ShareSnapshotNotFound: Snapshot {snapshot_id} could not be found.",
+            ) if snapshot_id else None
             parent = self.shares_by_id[snapshot.share_id] if snapshot is not None else None
             operation = "share_create_from_snapshot" if snapshot else "share_create"
             with self._mutation(ctx, operation, parent.id if parent else None) as scope:
@@ -879,7 +909,7 @@ class StandInState:
                 host: str | None = self.config.backend_host
                 if snapshot is not None:
                     failing = self.faults.take_share_error_from_snapshot(snapshot.id)
-                    status = "creating_from_snapshot"
+                    status = self.config.share_from_snapshot_status
                 else:
                     failing = self.faults.take_share_create_error()
                     if failing:
@@ -946,9 +976,7 @@ class StandInState:
             operation = "share_force_delete" if force else "share_delete"
             with self._mutation(ctx, operation, share.id) as scope:
                 if force and not ctx.is_admin:
-                    raise errors.forbidden(
-                        "Policy doesn't allow share:force_delete to be performed."
-                    )
+                    raise errors.forbidden(errors.ACCESS_DENIED)
                 self._authorize_share(ctx, share, "delete")
                 if not force and share.status not in SHARE_DELETABLE:
                     raise errors.invalid_share(
@@ -1026,6 +1054,8 @@ class StandInState:
                 return "syncing"
             if rule.state == "error":
                 return "error"
+        if self.now() < share.access_synced_at:
+            return "syncing"
         return "active"
 
     def list_shares(self, ctx: Context, query: ShareQuery) -> tuple[int, list[Share]]:
@@ -1086,7 +1116,7 @@ class StandInState:
         """
         with self.lock:
             self.settle()
-            share = self.visible_share(ctx, share_id)
+            share = self.visible_share(ctx, share_id, errors.NOT_FOUND_TRANSLATED)
             with self._mutation(ctx, "snapshot_create", share.id) as scope:
                 if not share.snapshot_support:
                     raise errors.unprocessable(
@@ -1184,9 +1214,7 @@ class StandInState:
             operation = "snapshot_force_delete" if force else "snapshot_delete"
             with self._mutation(ctx, operation, snapshot.share_id) as scope:
                 if force and not ctx.is_admin:
-                    raise errors.forbidden(
-                        "Policy doesn't allow share_snapshot:force_delete to be performed."
-                    )
+                    raise errors.forbidden(errors.ACCESS_DENIED)
                 if not force and snapshot.status not in SNAPSHOT_DELETABLE:
                     raise errors.bad_request(
                         "Invalid share snapshot: Share Snapshot status must be one of "
@@ -1307,11 +1335,13 @@ class StandInState:
         """
         with self.lock:
             self.settle()
-            share = self.visible_share(ctx, share_id)
+            share = self.visible_share(ctx, share_id, errors.NOT_FOUND_TRANSLATED)
             with self._mutation(ctx, "revert", share.id) as scope:
                 if not isinstance(snapshot_id, str) or not snapshot_id:
                     raise errors.bad_request("Invalid revert request: snapshot_id is required.")
-                snapshot = self.visible_snapshot(ctx, snapshot_id, status=400)
+                snapshot = self.visible_snapshot(
+                    ctx, snapshot_id, status=400,
+                    message=f"Snapshot {snapshot_id} could not be found.")
                 self._authorize_share(ctx, share, "revert_to_snapshot")
                 if not share.revert_to_snapshot_support:
                     raise errors.bad_request(
@@ -1374,7 +1404,7 @@ class StandInState:
         """Add an access rule (``allow_access`` action): ``queued_to_apply`` first."""
         with self.lock:
             self.settle()
-            share = self.visible_share(ctx, share_id)
+            share = self.visible_share(ctx, share_id, errors.NOT_FOUND_TRANSLATED)
             with self._mutation(ctx, "access_allow", share.id) as scope:
                 scope.status = 200
                 _validate_access(access_type, access_to, enable_ceph, enable_ipv6)

@@ -131,8 +131,7 @@ def share_detail(render: Render, share: state_mod.Share) -> dict[str, typing.Any
         body["scheduled_to_be_deleted_at"] = None
     if render.at_least(2, 80):
         body["source_backup_id"] = None
-    if render.at_least(2, 84):
-        body["mount_point_name"] = None
+    # No mount_point_name: Manila 23 accepts it on create (2.84) but never shows it.
     if render.at_least(2, 90):
         body["encryption_key_ref"] = None
     if render.ctx.is_admin:

@@ -304,3 +304,17 @@ def test_verify_of_a_deleted_snapshot_is_not_found(protector, share):
     protector.delete(saved)
     with pytest.raises(exception.NotFound):
         protector.verify(saved)
+
+
+def test_revert_waits_for_access_rules_to_finish_syncing(standin, protector, share, manila,
+                                                         standin_config):
+    saved = protector.protect(share["id"], OPTIONS)
+    standin_config.delays.access_apply = 5
+    standin_config.delays.access_status_lag = 2
+    manila._client.shares.allow(share["id"], "ip", "172.16.0.9", "ro")
+    assert standin.share(share["id"])["access_rules_status"] == "syncing"
+    result = protector.restore(saved, share_protector.RestoreOptions(target_share_id=share["id"]))
+    assert result.mode == "revert"
+    assert standin.share(share["id"])["status"] == "available"
+    refused = [r for r in standin.requests() if r.method == "POST" and r.status == 409]
+    assert refused == []
