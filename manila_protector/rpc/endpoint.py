@@ -20,6 +20,12 @@ VERSION = "1.0"
 
 _expected = oslo_messaging.expected_exceptions(exception.ProtectorError)
 
+#: The RPC server's access policy: only the methods marked ``@oslo_messaging.expose``
+#: are callable.  (oslo.messaging's default policy lets any public attribute be
+#: called: a request for the method ``target`` reached the endpoint's ``Target``
+#: and failed with a TypeError instead of being refused as ``NoSuchMethod``.)
+ACCESS_POLICY = oslo_messaging.ExplicitRPCAccessPolicy
+
 
 class Runner(typing.Protocol):
     """What the endpoint needs of the job runner (``worker.runner.JobRunner``)."""
@@ -45,6 +51,15 @@ def _check_wait(wait: typing.Any) -> bool:
     return wait
 
 
+def _refuse_unexpected(unexpected: dict[str, typing.Any]) -> None:
+    """:raises exception.InvalidRequest: naming the arguments no method takes."""
+    if unexpected:
+        names = ", ".join(sorted(str(k)[:32] for k in unexpected)[:5])
+        raise exception.InvalidRequest(
+            f"unexpected argument(s): {names}",
+            details={"field": names, "rule": "additionalProperties"})
+
+
 class ProtectorEndpoint:
     """``manila_protector`` RPC API 1.0."""
 
@@ -53,55 +68,75 @@ class ProtectorEndpoint:
     def __init__(self, runner: Runner) -> None:
         self._runner = runner
 
+    # NOTE: ``ctxt`` is positional-only in every method: an argument *named* ``ctxt``
+    # (or ``self``) then lands in ``unexpected`` and is refused like any other, where
+    # it used to make the dispatcher's call raise a TypeError.
+
     def _job(self, ctxt: typing.Any, wait: typing.Any, unexpected: dict[str, typing.Any],
              **request: typing.Any) -> dict[str, typing.Any]:
+        wait = _check_wait(wait)  # before the job exists: a refused request runs nothing
         record = self._runner.submit(ctxt, unexpected=unexpected, **request)
-        if _check_wait(wait) and not record.finished:
+        if wait and not record.finished:
             record = self._runner.wait(record.job_id)
         return record.to_dict()
 
+    @oslo_messaging.expose
     @_expected
-    def protect(self, ctxt: typing.Any, job_id: typing.Any = None, share_id: typing.Any = None,
+    def protect(self, ctxt: typing.Any, /, job_id: typing.Any = None, share_id: typing.Any = None,
                 parameters: typing.Any = None, wait: typing.Any = False,
                 **unexpected: typing.Any) -> dict[str, typing.Any]:
         return self._job(ctxt, wait, unexpected, operation=jobs.PROTECT, job_id=job_id,
                          share_id=share_id, parameters=parameters)
 
+    @oslo_messaging.expose
     @_expected
-    def restore(self, ctxt: typing.Any, job_id: typing.Any = None, share_id: typing.Any = None,
+    def restore(self, ctxt: typing.Any, /, job_id: typing.Any = None, share_id: typing.Any = None,
                 saved_info: typing.Any = None, parameters: typing.Any = None,
                 wait: typing.Any = False, **unexpected: typing.Any) -> dict[str, typing.Any]:
         return self._job(ctxt, wait, unexpected, operation=jobs.RESTORE, job_id=job_id,
                          share_id=share_id, saved_info=saved_info, parameters=parameters)
 
+    @oslo_messaging.expose
     @_expected
-    def delete(self, ctxt: typing.Any, job_id: typing.Any = None, share_id: typing.Any = None,
+    def delete(self, ctxt: typing.Any, /, job_id: typing.Any = None, share_id: typing.Any = None,
                saved_info: typing.Any = None, wait: typing.Any = False,
                **unexpected: typing.Any) -> dict[str, typing.Any]:
         return self._job(ctxt, wait, unexpected, operation=jobs.DELETE, job_id=job_id,
                          share_id=share_id, saved_info=saved_info)
 
+    @oslo_messaging.expose
     @_expected
-    def verify(self, ctxt: typing.Any, job_id: typing.Any = None, share_id: typing.Any = None,
+    def verify(self, ctxt: typing.Any, /, job_id: typing.Any = None, share_id: typing.Any = None,
                saved_info: typing.Any = None, wait: typing.Any = False,
                **unexpected: typing.Any) -> dict[str, typing.Any]:
         return self._job(ctxt, wait, unexpected, operation=jobs.VERIFY, job_id=job_id,
                          share_id=share_id, saved_info=saved_info)
 
+    @oslo_messaging.expose
     @_expected
-    def get_job(self, ctxt: typing.Any, job_id: typing.Any = None) -> dict[str, typing.Any]:
+    def get_job(self, ctxt: typing.Any, /, job_id: typing.Any = None,
+                **unexpected: typing.Any) -> dict[str, typing.Any]:
+        _refuse_unexpected(unexpected)
         return self._runner.get_job(ctxt, job_id).to_dict()
 
+    @oslo_messaging.expose
     @_expected
-    def list_resources(self, ctxt: typing.Any) -> list[dict[str, typing.Any]]:
+    def list_resources(self, ctxt: typing.Any, /,
+                       **unexpected: typing.Any) -> list[dict[str, typing.Any]]:
+        _refuse_unexpected(unexpected)
         return self._runner.list_resources(ctxt)
 
+    @oslo_messaging.expose
     @_expected
-    def show_resource(self, ctxt: typing.Any, share_id: typing.Any = None
-                      ) -> dict[str, typing.Any]:
+    def show_resource(self, ctxt: typing.Any, /, share_id: typing.Any = None,
+                      **unexpected: typing.Any) -> dict[str, typing.Any]:
+        _refuse_unexpected(unexpected)
         return self._runner.show_resource(ctxt, share_id)
 
+    @oslo_messaging.expose
     @_expected
-    def list_dependent_resources(self, ctxt: typing.Any, parent_type: typing.Any = None,
-                                 parent_id: typing.Any = None) -> list[dict[str, typing.Any]]:
+    def list_dependent_resources(self, ctxt: typing.Any, /, parent_type: typing.Any = None,
+                                 parent_id: typing.Any = None,
+                                 **unexpected: typing.Any) -> list[dict[str, typing.Any]]:
+        _refuse_unexpected(unexpected)
         return self._runner.list_dependent_resources(ctxt, parent_type, parent_id)

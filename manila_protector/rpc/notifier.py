@@ -21,6 +21,20 @@ LOG = logging.getLogger(__name__)
 EVENT_PREFIX = "manila_protector"
 
 
+#: The send retry count that stands for "forever".  oslo.messaging (18.3) hands the
+#: notifier's ``retry`` to kombu as ``max_retries`` when it must open a new pooled
+#: connection, and kombu reads ``-1`` as "give up at once": with the default
+#: ``[oslo_messaging_notifications] retry = -1`` a notification sent while the broker
+#: restarted was dropped (logged, not raised), and its job was never announced.  A
+#: count this large means forever on both of oslo.messaging's paths.
+RETRY_FOREVER = 2**31 - 1
+
+
+def send_retry(retry: int | None) -> int:
+    """The retry count to send with: ``None`` or negative (forever) is :data:`RETRY_FOREVER`."""
+    return RETRY_FOREVER if retry is None or retry < 0 else retry
+
+
 def event_type(operation: str, phase: str) -> str:
     """``manila_protector.<operation>.<phase>``."""
     return f"{EVENT_PREFIX}.{operation or 'request'}.{phase}"
@@ -33,17 +47,21 @@ class JobNotifier:
     :param host: this worker's host name (in the publisher id).
     :param driver: notification drivers; None reads ``[oslo_messaging_notifications]``.
     :param topics: notification topics; None reads ``[oslo_messaging_notifications]``.
+    :param retry: send retries while the broker is away; None reads
+        ``[oslo_messaging_notifications] retry``; negative: forever (see :func:`send_retry`).
     """
 
     def __init__(self, transport: typing.Any, host: str, *, driver: typing.Any = None,
-                 topics: list[str] | None = None) -> None:
-        self._notifier = oslo_messaging.Notifier(
+                 topics: list[str] | None = None, retry: int | None = None) -> None:
+        notifier = oslo_messaging.Notifier(
             transport,
             publisher_id=f"{EVENT_PREFIX}.{host}",
             driver=driver,
             topics=topics,
             serializer=rpc_context.RequestContextSerializer(),
+            retry=retry,
         )
+        self._notifier = notifier.prepare(retry=send_retry(notifier.retry))
 
     @staticmethod
     def _context(record: jobs.JobRecord) -> oslo_context.RequestContext:

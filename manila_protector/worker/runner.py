@@ -223,9 +223,18 @@ class JobRunner:
                     "only used for administrators where configured)")
             context = jobs.context_without_secrets(ctxt)
             context["service_catalog"] = getattr(ctxt, "service_catalog", None)
-            record, created = self._journal.accept(
-                request, project_id=ctxt.project_id, context=context, auth_token=token,
-                host=self.host, request_id=getattr(ctxt, "request_id", None))
+            try:
+                record, created = self._journal.accept(
+                    request, project_id=ctxt.project_id, context=context, auth_token=token,
+                    host=self.host, request_id=getattr(ctxt, "request_id", None))
+            except exception.JobConflict:
+                # The conflict names the existing job's operation and share: tell them
+                # only to its own project (or an admin), as get_job does.
+                if (self._journal.get(request.job_id).project_id != ctxt.project_id
+                        and not admin):
+                    raise exception.NotFound(f"job {request.job_id} not found",
+                                             details={"job_id": request.job_id}) from None
+                raise
         except exception.ProtectorError as exc:
             LOG.info("refused %s request for job %s: %s", str(operation)[:32],
                      str(job_id)[:64], exc)

@@ -53,11 +53,20 @@ def _register_messaging_opts(conf: cfg.ConfigOpts) -> None:
 
 
 def prepare_conf(conf: cfg.ConfigOpts) -> None:
-    """Register every option the worker reads on ``conf`` (before parsing)."""
+    """Register every option the worker reads on ``conf`` (before parsing).
+
+    Also sets the worker's defaults of oslo.messaging options (a configured value wins):
+    durable queues and exchanges (``[oslo_messaging_rabbit] amqp_durable_queues``), so
+    that a RabbitMQ restart loses no accepted request and no unread notification.
+    Without them a cast sent after the restart but before the workers re-declared their
+    queue was dropped as unroutable (doc/reliability.md).  Callers and notification
+    consumers on the same exchange must use the same setting.
+    """
     logging.register_options(conf)
     opts.register_opts(conf)
     oslo_messaging.set_transport_defaults(control_exchange=CONTROL_EXCHANGE)
     _register_messaging_opts(conf)
+    conf.set_default("amqp_durable_queues", True, group="oslo_messaging_rabbit")
 
 
 class WorkerService:
@@ -119,7 +128,7 @@ class WorkerService:
         self._server = oslo_messaging.get_rpc_server(
             self.transport, target, [rpc_endpoint.ProtectorEndpoint(self.runner)],
             serializer=rpc_context.RequestContextSerializer(),
-            access_policy=oslo_messaging.DefaultRPCAccessPolicy)
+            access_policy=rpc_endpoint.ACCESS_POLICY)
         self._server.start()
         self._housekeeping = threading.Thread(target=self._housekeep, name="housekeeping",
                                               daemon=True)
