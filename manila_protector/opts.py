@@ -13,6 +13,10 @@ import socket
 
 from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
+import oslo_messaging
+
+#: The worker's RPC exchange: its own, apart from OpenStack services' ``openstack``.
+CONTROL_EXCHANGE = "manila_protector"
 
 MANILA_GROUP = "manila"
 WORKER_GROUP = "worker"
@@ -194,7 +198,13 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
 
 
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
-    """All options, for oslo-config-generator (``oslo.config.opts`` entry point)."""
+    """All options, for oslo-config-generator (``oslo.config.opts`` entry point).
+
+    Also sets oslo.messaging's ``control_exchange`` default to the worker's, so the
+    sample file generated with the ``oslo.messaging`` namespace shows the value the
+    worker really uses.
+    """
+    oslo_messaging.set_transport_defaults(control_exchange=CONTROL_EXCHANGE)
     manila_opts = _MANILA_OPTS + _keystoneauth_opts() + ks_loading.get_auth_plugin_conf_options(
         "password")
     return [

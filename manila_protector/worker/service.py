@@ -33,8 +33,7 @@ from manila_protector.worker import runner as runner_mod
 
 LOG = logging.getLogger(__name__)
 
-#: Our own exchange, apart from OpenStack services' default ``openstack``.
-CONTROL_EXCHANGE = "manila_protector"
+CONTROL_EXCHANGE = opts.CONTROL_EXCHANGE
 
 
 def _register_messaging_opts(conf: cfg.ConfigOpts) -> None:
@@ -64,8 +63,10 @@ def prepare_conf(conf: cfg.ConfigOpts) -> None:
     """
     logging.register_options(conf)
     opts.register_opts(conf)
-    oslo_messaging.set_transport_defaults(control_exchange=CONTROL_EXCHANGE)
     _register_messaging_opts(conf)
+    # On this conf only: oslo_messaging.set_transport_defaults() would change the
+    # default of every ConfigOpts in the process (and the generated sample file).
+    conf.set_default("control_exchange", CONTROL_EXCHANGE)
     conf.set_default("amqp_durable_queues", True, group="oslo_messaging_rabbit")
 
 
