@@ -22,13 +22,9 @@ import uuid
 
 import pytest
 import redis
-from oslo_config import cfg
 from oslo_context import context as oslo_context
-import oslo_messaging
 
 from manila_protector.rpc import api as rpc_api
-from manila_protector.rpc import context as rpc_context
-from manila_protector.worker import service as service_mod
 
 from support import manila_backends
 from support import rabbit
@@ -90,18 +86,9 @@ def rabbitmq_and_redis() -> None:
 
 @pytest.fixture(scope="session")
 def broker(rabbitmq_and_redis: None) -> typing.Iterator[rabbit.Broker]:
-    exchange = f"mp-ct-{uuid.uuid4().hex[:12]}"
-    conf = cfg.ConfigOpts()
-    service_mod.prepare_conf(conf)
-    conf([], project="manila-protector-contract", default_config_files=[])
-    conf.set_override("transport_url", rabbit.TRANSPORT_URL)
-    conf.set_override("control_exchange", exchange)
-    transport = rpc_api.get_transport(conf, rabbit.TRANSPORT_URL)
-    notification_transport = oslo_messaging.get_notification_transport(conf, rabbit.TRANSPORT_URL)
-    yield rabbit.Broker(exchange, conf, transport, notification_transport)
-    transport.cleanup()
-    notification_transport.cleanup()
-    rabbit.delete_from_broker([], [exchange])
+    opened = rabbit.open_broker(exchange=f"mp-ct-{uuid.uuid4().hex[:12]}")
+    yield opened
+    rabbit.close_broker(opened)
 
 
 @pytest.fixture
@@ -115,18 +102,9 @@ def names(broker: rabbit.Broker) -> typing.Iterator[rabbit.Names]:
 @pytest.fixture
 def notifications(broker: rabbit.Broker,
                   names: rabbit.Names) -> typing.Iterator[rabbit.Notifications]:
-    collector = rabbit.Collector()
-    serializer = rpc_context.RequestContextSerializer()
-    listener = oslo_messaging.get_notification_listener(
-        broker.notification_transport, [oslo_messaging.Target(topic=names.notification_topic)],
-        [collector], serializer=serializer)
-    listener.start()
-    notifier = oslo_messaging.Notifier(
-        broker.notification_transport, publisher_id="contract_tests", driver="messagingv2",
-        topics=[names.notification_topic], serializer=serializer)
-    yield rabbit.Notifications(collector, notifier)
+    listener = rabbit.NotificationListener(broker, names)
+    yield listener.start()
     listener.stop()
-    listener.wait()
 
 
 @pytest.fixture
