@@ -154,6 +154,11 @@ _MANILA_OPTS = [
                  help="Deadline in seconds of a snapshot delete."),
     cfg.FloatOpt("verify_timeout", default=300.0, min=1,
                  help="Deadline in seconds of a verify."),
+    cfg.FloatOpt("cleanup_timeout", default=300.0, min=1,
+                 help="Seconds a failed protect or restore may spend deleting the snapshot "
+                      "or share it made (after its own deadline, if that is why it failed). "
+                      "What is still there then is named in the job's error "
+                      "(details.cleaned_up = false)."),
 ]
 
 #: keystoneauth's standard [manila] options get these defaults.

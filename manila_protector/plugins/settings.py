@@ -35,6 +35,7 @@ class PluginSettings:
                 restore=section.restore_timeout,
                 delete=section.delete_timeout,
                 verify=section.verify_timeout,
+                cleanup=section.cleanup_timeout,
             ),
             list_page_size=section.list_page_size,
         )
@@ -70,9 +71,15 @@ class PluginRuntime:
             is_admin=bool(getattr(context, "is_admin", False)),
         )
 
-    def protector(self, manila: manila_client.ManilaClient) -> share_protector.ShareProtector:
+    def protector(
+        self,
+        manila: manila_client.ManilaClient,
+        guard: typing.Callable[[str], None] | None = None,
+    ) -> share_protector.ShareProtector:
+        """The core acting through ``manila``; ``guard`` runs before each mutating request."""
         return share_protector.ShareProtector(
-            manila, waiting.Waiter(self.settings.wait_policy, self.clock), self.settings.timeouts
+            manila, waiting.Waiter(self.settings.wait_policy, self.clock), self.settings.timeouts,
+            guard=guard,
         )
 
     def catalog(self, manila: manila_client.ManilaClient) -> share_catalog.ShareCatalog:

@@ -8,6 +8,17 @@ at microversion >= 2.73, a marker in the description below) and restore tags the
 new share (share metadata); before creating anything each looks for a resource
 carrying its tag and adopts it.  A repeated or resumed job therefore never makes
 a second snapshot or share.
+
+Faults: reads are retried after a 5xx, a timeout or a broken connection until
+the operation's deadline.  A create whose answer is lost may still have been
+carried out, so before sending it again the tag is looked up; and a job that
+fails after its snapshot (or restored share) exists deletes it, so a failed
+job leaves nothing behind for a resend to duplicate.  Where that cleanup
+cannot finish (Manila unreachable, the cleanup deadline passed) the error
+names the resource left (``details``: ``cleaned_up`` false).
+
+An optional *guard* runs before every mutating request: the worker passes one
+that proves it still holds the share's lock.
 """
 
 from __future__ import annotations
@@ -23,6 +34,8 @@ from manila_protector.plugins import statuses
 from manila_protector.plugins import waiting
 
 LOG = logging.getLogger(__name__)
+
+_T = typing.TypeVar("_T")
 
 #: Metadata key (snapshot and share) holding the tag of the job that made it.
 JOB_TAG_KEY = "manila_protector_job"
@@ -63,6 +76,14 @@ _RULES_SETTLED = waiting.StatusSets(
     pending=statuses.SHARE_ACCESS_RULES_SYNCING,
     failed=frozenset({"error"}),
 )
+_OTHERS_SETTLED = waiting.StatusSets(
+    ready=frozenset({"settled", "mine"}),
+    pending=frozenset({"busy"}),
+)
+#: Another job's (or a person's) snapshot in one of these is a Manila operation in
+#: flight on the share: a protect waits for it before making its own.
+_SNAPSHOT_IN_FLIGHT = (statuses.SNAPSHOT_CREATING | statuses.SNAPSHOT_BUSY
+                       | statuses.SNAPSHOT_DELETING)
 _SHARE_GONE = waiting.StatusSets(
     ready=frozenset({waiting.GONE}),
     pending=frozenset({"deleting", "deferred_deleting"}),
@@ -257,6 +278,12 @@ class Timeouts:
     restore: float = 3600.0
     delete: float = 1800.0
     verify: float = 300.0
+    #: How long a failed job may spend deleting the snapshot or share it made.
+    cleanup: float = 300.0
+
+
+#: Sends of one create or delete request whose answers were lost (5xx, timeout).
+REQUEST_ATTEMPTS = 3
 
 
 # -- the core ---------------------------------------------------------------------
@@ -288,6 +315,8 @@ class ShareProtector:
     :param manila: the client acting for the caller.
     :param waiter: how to poll.
     :param timeouts: each operation's deadline.
+    :param guard: called with a description before every mutating request; it
+        raises (e.g. :class:`exception.LockUnavailable`) to stop the request.
     """
 
     def __init__(
@@ -295,10 +324,12 @@ class ShareProtector:
         manila: manila_client.ManilaClient,
         waiter: waiting.Waiter,
         timeouts: Timeouts = Timeouts(),
+        guard: typing.Callable[[str], None] | None = None,
     ) -> None:
         self._manila = manila
         self._waiter = waiter
         self._timeouts = timeouts
+        self._guard = guard
 
     # -- helpers ----------------------------------------------------------------
 
@@ -314,6 +345,103 @@ class ShareProtector:
     def _wait(self, fetch: typing.Callable[[], str], sets: waiting.StatusSets,
               deadline: waiting.Deadline, what: str) -> str:
         return self._waiter.wait(fetch, sets, deadline, what)
+
+    def _read(self, call: typing.Callable[[], _T], deadline: waiting.Deadline,
+              what: str) -> _T:
+        """An idempotent request, retried after retryable errors until the deadline."""
+        return self._waiter.retry(call, deadline, what)
+
+    def _mutate(self, what: str, call: typing.Callable[[], _T]) -> _T:
+        """A mutating request, sent only once the guard allows it."""
+        if self._guard is not None:
+            self._guard(what)
+        return call()
+
+    def _create(
+        self,
+        what: str,
+        create: typing.Callable[[], dict[str, typing.Any]],
+        find: typing.Callable[[], dict[str, typing.Any] | None] | None,
+        deadline: waiting.Deadline,
+    ) -> tuple[dict[str, typing.Any], bool]:
+        """Send a create request; after a lost answer, adopt what it made or send it again.
+
+        A 5xx or a timeout does not prove that Manila did nothing: before each
+        new attempt ``find`` (a tag lookup) looks for what an earlier one made.
+        Without ``find`` the first error is raised.
+
+        :returns: the resource, and whether an answer was lost on the way (another
+            attempt might still surface later: the caller removes duplicates).
+        """
+        if find is None:
+            return self._mutate(what, create), False
+        lost = False
+
+        def attempt() -> dict[str, typing.Any]:
+            nonlocal lost
+            if lost:
+                found = find()
+                if found is not None:
+                    LOG.info("%s: an earlier request's answer was lost but Manila made %s; "
+                             "adopting it", what, found["id"])
+                    return found
+            try:
+                return self._mutate(what, create)
+            except exception.ProtectorError as exc:
+                lost = lost or exc.retryable
+                raise
+
+        try:
+            return self._waiter.retry(attempt, deadline, what, attempts=REQUEST_ATTEMPTS), lost
+        except exception.ProtectorError:
+            if not lost:
+                raise
+            # The last answer was lost too: one more look, so that nothing made is missed.
+            cleanup = self._deadline(self._timeouts.cleanup)
+            try:
+                found = self._read(find, cleanup, f"looking for the {what}")
+            except exception.ProtectorError:
+                found = None
+            if found is None:
+                raise
+            LOG.info("%s: adopting %s, made by a request whose answer was lost", what,
+                     found["id"])
+            return found, True
+
+    def _request_deletion(
+        self,
+        what: str,
+        delete: typing.Callable[[], None],
+        status: typing.Callable[[], str],
+        deletable: frozenset[str],
+        deadline: waiting.Deadline,
+    ) -> None:
+        """Send a delete request; after a lost answer, send it again only if Manila did not act.
+
+        :raises exception.NotFound: the resource is gone.
+        :raises exception.ProtectorError: the request failed ``REQUEST_ATTEMPTS``
+            times, or for good.
+        """
+        lost = False
+
+        def attempt() -> None:
+            nonlocal lost
+            if lost and status() not in deletable:
+                return  # deleting, or gone: an earlier request was carried out
+            try:
+                self._mutate(what, delete)
+            except exception.ProtectorError as exc:
+                lost = lost or exc.retryable
+                raise
+
+        self._waiter.retry(attempt, deadline, what, attempts=REQUEST_ATTEMPTS)
+
+    @staticmethod
+    def _left_behind(exc: exception.ProtectorError, key: str, resource_id: str,
+                     cleaned_up: bool) -> None:
+        """Record in a failure what the job made and whether it was deleted."""
+        exc.details.setdefault(key, resource_id)
+        exc.details["cleaned_up"] = cleaned_up
 
     # -- protect ----------------------------------------------------------------
 
@@ -338,7 +466,8 @@ class ShareProtector:
         :raises exception.DeadlineExceeded: the deadline passed.
         """
         deadline = self._deadline(self._timeouts.protect)
-        share = self._manila.get_share(share_id)
+        share = self._read(lambda: self._manila.get_share(share_id), deadline,
+                           f"reading share {share_id}")
         if caller is not None:
             caller.check(share.get("project_id"), f"share {share_id}")
         if share["status"] != statuses.SHARE_AVAILABLE:
@@ -351,36 +480,51 @@ class ShareProtector:
                 )
             share = polled_share.last
 
-        snapshot = self._find_tagged_snapshot(share_id, job_tag) if job_tag else None
+        snapshot = self._own_snapshot_once_settled(share_id, job_tag, deadline) if job_tag \
+            else None
+        lost = False
         if snapshot is not None:
             LOG.info("share %s: adopting snapshot %s made earlier by job %s",
                      share_id, snapshot["id"], job_tag)
         else:
-            snapshot = self._manila.create_snapshot(
-                share_id=share_id,
-                force=options.force,
-                name=options.snapshot_name,
-                # The tag goes into the description only where snapshots have no metadata:
-                # otherwise the user's description stays theirs.
-                description=(options.description if self._manila.supports_snapshot_metadata
-                             else self._tagged_description(options.description, job_tag)),
-                metadata={JOB_TAG_KEY: job_tag} if job_tag else None,
+            snapshot, lost = self._create(
+                f"snapshot of share {share_id}",
+                lambda: self._manila.create_snapshot(
+                    share_id=share_id,
+                    force=options.force,
+                    name=options.snapshot_name,
+                    # The tag goes into the description only where snapshots have no
+                    # metadata: otherwise the user's description stays theirs.
+                    description=(options.description
+                                 if self._manila.supports_snapshot_metadata
+                                 else self._tagged_description(options.description, job_tag)),
+                    metadata={JOB_TAG_KEY: job_tag} if job_tag else None,
+                ),
+                (lambda: self._tagged_snapshot(share_id, job_tag)) if job_tag else None,
+                deadline,
             )
             LOG.info("share %s: snapshot %s requested", share_id, snapshot["id"])
 
         snapshot_id = snapshot["id"]
-        polled = self._snapshot_status(snapshot_id)
-        status = self._wait(polled, _SNAPSHOT_READY, deadline,
-                            f"snapshot {snapshot_id} of share {share_id}")
-        if status not in _SNAPSHOT_READY.ready:
-            self._discard_snapshot(snapshot_id, deadline)
-            raise exception.OperationFailed(
-                f"snapshot {snapshot_id} of share {share_id} ended in status {status!r}; "
-                "it was deleted",
-                details={"share_id": share_id, "snapshot_id": snapshot_id, "status": status},
-            )
-        snapshot = polled.last
-        rules = self._saved_rules(share_id)
+        try:
+            polled = self._snapshot_status(snapshot_id)
+            status = self._wait(polled, _SNAPSHOT_READY, deadline,
+                                f"snapshot {snapshot_id} of share {share_id}")
+            if status not in _SNAPSHOT_READY.ready:
+                raise exception.OperationFailed(
+                    f"snapshot {snapshot_id} of share {share_id} ended in status {status!r}",
+                    details={"share_id": share_id, "snapshot_id": snapshot_id,
+                             "status": status},
+                )
+            snapshot = polled.last
+            rules = self._read(lambda: self._saved_rules(share_id), deadline,
+                               f"reading the access rules of share {share_id}")
+            if lost and job_tag:
+                self._discard_duplicates(share_id, job_tag, snapshot_id, deadline)
+        except exception.ProtectorError as exc:
+            cleaned = self._discard_snapshot(snapshot_id)
+            self._left_behind(exc, "snapshot_id", snapshot_id, cleaned)
+            raise
         return SavedInfo(
             snapshot_id=snapshot_id,
             share_id=share_id,
@@ -403,14 +547,60 @@ class ShareProtector:
         marker = _DESCRIPTION_MARKER.format(tag=job_tag)
         return f"{description} {marker}" if description else marker
 
-    def _find_tagged_snapshot(self, share_id: str, job_tag: str) -> dict[str, typing.Any] | None:
+    @staticmethod
+    def _tagged(snapshots: list[dict[str, typing.Any]],
+                job_tag: str) -> list[dict[str, typing.Any]]:
+        """The snapshots made by job ``job_tag`` that are not being deleted, oldest first."""
         marker = _DESCRIPTION_MARKER.format(tag=job_tag)
-        for snap in self._manila.list_snapshots(share_id):
-            if (snap.get("metadata") or {}).get(JOB_TAG_KEY) == job_tag:
-                return snap
-            if marker in (snap.get("description") or ""):
-                return snap
-        return None
+        return sorted(
+            (snap for snap in snapshots
+             if ((snap.get("metadata") or {}).get(JOB_TAG_KEY) == job_tag
+                 or marker in (snap.get("description") or ""))
+             and snap.get("status") not in statuses.SNAPSHOT_DELETING),
+            key=lambda snap: (snap.get("created_at") or "", snap["id"]))
+
+    def _tagged_snapshot(self, share_id: str, job_tag: str) -> dict[str, typing.Any] | None:
+        tagged = self._tagged(self._manila.list_snapshots(share_id), job_tag)
+        return tagged[0] if tagged else None
+
+    def _own_snapshot_once_settled(
+        self, share_id: str, job_tag: str, deadline: waiting.Deadline
+    ) -> dict[str, typing.Any] | None:
+        """The snapshot this job made earlier; else wait until no other is in flight.
+
+        A snapshot being made or deleted by someone else is a Manila operation in
+        progress on the share: the lock should have kept it out, but a lock
+        backend that lost its state (a Redis restart without persistence) does
+        not, so the share itself is asked too.  The first look is the tag lookup
+        a protect makes anyway.
+        """
+        mine: list[dict[str, typing.Any]] = []
+
+        def fetch() -> str:
+            snapshots = self._manila.list_snapshots(share_id)
+            mine[:] = self._tagged(snapshots, job_tag)[:1]
+            if mine:
+                return "mine"
+            busy = [s for s in snapshots if s.get("status") in _SNAPSHOT_IN_FLIGHT]
+            if busy:
+                LOG.info("share %s: waiting for snapshot(s) %s in flight", share_id,
+                         ", ".join(s["id"] for s in busy))
+                return "busy"
+            return "settled"
+
+        self._wait(fetch, _OTHERS_SETTLED, deadline, f"snapshots in flight on share {share_id}")
+        return mine[0] if mine else None
+
+    def _discard_duplicates(self, share_id: str, job_tag: str, keep: str,
+                            deadline: waiting.Deadline) -> None:
+        """Delete other snapshots of this job: made by a request whose answer was lost."""
+        snapshots = self._read(lambda: self._manila.list_snapshots(share_id), deadline,
+                               f"listing the snapshots of share {share_id}")
+        for snap in self._tagged(snapshots, job_tag):
+            if snap["id"] != keep:
+                LOG.warning("share %s: deleting duplicate snapshot %s of job %s", share_id,
+                            snap["id"], job_tag)
+                self._discard_snapshot(snap["id"])
 
     def _saved_rules(self, share_id: str) -> tuple[manila_client.AccessRule, ...]:
         rules = []
@@ -426,16 +616,34 @@ class ShareProtector:
             ))
         return tuple(sorted(rules, key=lambda r: (r.access_type, r.access_to, r.access_level)))
 
-    def _discard_snapshot(self, snapshot_id: str, deadline: waiting.Deadline) -> None:
-        """Delete a failed snapshot so nothing is left behind (best effort within the deadline)."""
+    def _discard_snapshot(self, snapshot_id: str) -> bool:
+        """Delete what a failed job made, within the cleanup deadline; never raises.
+
+        :returns: whether the snapshot is gone.
+        """
+        deadline = self._deadline(self._timeouts.cleanup)
+        what = f"snapshot {snapshot_id} of a failed job"
+        polled = self._snapshot_status(snapshot_id)
         try:
-            self._manila.delete_snapshot(snapshot_id)
-            self._wait(self._snapshot_status(snapshot_id), _SNAPSHOT_GONE, deadline,
-                       f"failed snapshot {snapshot_id}")
-        except exception.NotFound:
-            pass
+            # Manila deletes a snapshot only once it is available or in error.
+            status = self._wait(polled, _SNAPSHOT_SETTLED, deadline, what)
+            if status in statuses.SNAPSHOT_DELETABLE:
+                try:
+                    self._request_deletion(
+                        f"deleting {what}", lambda: self._manila.delete_snapshot(snapshot_id),
+                        polled, statuses.SNAPSHOT_DELETABLE, deadline)
+                except exception.NotFound:
+                    status = waiting.GONE
+            if status != waiting.GONE:
+                status = self._wait(polled, _SNAPSHOT_GONE, deadline, what)
         except exception.ProtectorError as exc:
-            LOG.warning("could not delete failed snapshot %s: %s", snapshot_id, exc)
+            LOG.warning("could not delete %s: %s", what, exc)
+            return False
+        if status != waiting.GONE:
+            LOG.warning("could not delete %s: it is %r", what, status)
+            return False
+        LOG.info("deleted %s", what)
+        return True
 
     # -- restore ----------------------------------------------------------------
 
@@ -470,7 +678,8 @@ class ShareProtector:
                 f"revert in place needs Manila API microversion 2.27; this Manila offers "
                 f"{self._manila.version.get_string()}"
             )
-        snapshot = self._saved_snapshot(saved, caller)
+        deadline = self._deadline(self._timeouts.restore)
+        snapshot = self._saved_snapshot(saved, caller, deadline)
         if snapshot["status"] != statuses.SNAPSHOT_AVAILABLE:
             raise exception.InvalidStatus(
                 f"snapshot {saved.snapshot_id} is {snapshot['status']!r}; a restore needs it "
@@ -478,12 +687,14 @@ class ShareProtector:
                 details={"snapshot_id": saved.snapshot_id, "status": snapshot["status"]},
             )
         if options.target_share_id:
-            return self._revert(saved)
-        return self._restore_new(saved, options, job_tag)
+            return self._revert(saved, deadline)
+        return self._restore_new(saved, options, job_tag, deadline)
 
-    def _saved_snapshot(self, saved: SavedInfo, caller: Caller | None) -> dict[str, typing.Any]:
+    def _saved_snapshot(self, saved: SavedInfo, caller: Caller | None,
+                        deadline: waiting.Deadline) -> dict[str, typing.Any]:
         """The saved snapshot, checked to be the saved share's and the caller's."""
-        snapshot = self._manila.get_snapshot(saved.snapshot_id)
+        snapshot = self._read(lambda: self._manila.get_snapshot(saved.snapshot_id), deadline,
+                              f"reading snapshot {saved.snapshot_id}")
         if snapshot["share_id"] != saved.share_id:
             raise exception.InvalidRequest(
                 f"snapshot {saved.snapshot_id} belongs to share {snapshot['share_id']}, "
@@ -494,10 +705,10 @@ class ShareProtector:
             caller.check(snapshot.get("project_id"), f"snapshot {saved.snapshot_id}")
         return snapshot
 
-    def _revert(self, saved: SavedInfo) -> RestoreResult:
-        deadline = self._deadline(self._timeouts.restore)
+    def _revert(self, saved: SavedInfo, deadline: waiting.Deadline) -> RestoreResult:
         latest = max(
-            self._manila.list_snapshots(saved.share_id),
+            self._read(lambda: self._manila.list_snapshots(saved.share_id), deadline,
+                       f"listing the snapshots of share {saved.share_id}"),
             key=lambda s: (s.get("created_at") or "", s["id"]),
             default=None,
         )
@@ -520,7 +731,10 @@ class ShareProtector:
                 "until they are fixed",
                 details={"share_id": saved.share_id, "access_rules_status": rules},
             )
-        self._manila.revert_share(saved.share_id, saved.snapshot_id)
+        # Not resent after a lost answer: a second revert would also undo whatever was
+        # written since the first one completed.
+        self._mutate(f"revert of share {saved.share_id}",
+                     lambda: self._manila.revert_share(saved.share_id, saved.snapshot_id))
         polled = self._share_status(saved.share_id)
         status = self._wait(polled, _REVERT_DONE, deadline,
                             f"share {saved.share_id} reverting to {saved.snapshot_id}")
@@ -533,52 +747,82 @@ class ShareProtector:
         return self._result(polled.last, "revert", saved.access_rules)
 
     def _restore_new(
-        self, saved: SavedInfo, options: RestoreOptions, job_tag: str | None
+        self, saved: SavedInfo, options: RestoreOptions, job_tag: str | None,
+        deadline: waiting.Deadline,
     ) -> RestoreResult:
-        deadline = self._deadline(self._timeouts.restore)
         share = None
-        if job_tag:
-            found = self._manila.find_shares_by_metadata({JOB_TAG_KEY: job_tag})
-            share = found[0] if found else None
+        find = (lambda: self._tagged_share(job_tag)) if job_tag else None
+        if find is not None:
+            share = self._read(find, deadline, f"looking for the share of job {job_tag}")
             if share is not None:
                 LOG.info("snapshot %s: adopting share %s restored earlier by job %s",
                          saved.snapshot_id, share["id"], job_tag)
+        lost = False
         if share is None:
             metadata = dict(saved.metadata)
             if job_tag:
                 metadata[JOB_TAG_KEY] = job_tag
-            share = self._manila.create_share(
-                share_proto=saved.share_proto,
-                size=saved.size,
-                snapshot_id=saved.snapshot_id,
-                name=options.name,
-                description=options.description,
-                metadata=metadata,
-                share_network_id=saved.share_network_id,
-                share_type=saved.share_type,
-                availability_zone=saved.availability_zone,
+            share, lost = self._create(
+                f"share from snapshot {saved.snapshot_id}",
+                lambda: self._manila.create_share(
+                    share_proto=saved.share_proto,
+                    size=saved.size,
+                    snapshot_id=saved.snapshot_id,
+                    name=options.name,
+                    description=options.description,
+                    metadata=metadata,
+                    share_network_id=saved.share_network_id,
+                    share_type=saved.share_type,
+                    availability_zone=saved.availability_zone,
+                ),
+                find,
+                deadline,
             )
             LOG.info("snapshot %s: restoring into new share %s", saved.snapshot_id, share["id"])
         share_id = share["id"]
-        polled = self._share_status(share_id)
-        status = self._wait(polled, _NEW_SHARE_READY, deadline, f"restored share {share_id}")
-        if status not in _NEW_SHARE_READY.ready:
-            self._discard_share(share_id, deadline)
-            raise exception.OperationFailed(
-                f"share {share_id} restored from snapshot {saved.snapshot_id} ended in status "
-                f"{status!r}; it was deleted",
-                details={"share_id": share_id, "status": status},
-            )
-        applied: tuple[manila_client.AccessRule, ...] = ()
-        if options.restore_access_rules and saved.access_rules:
-            try:
+        try:
+            polled = self._share_status(share_id)
+            status = self._wait(polled, _NEW_SHARE_READY, deadline,
+                                f"restored share {share_id}")
+            if status not in _NEW_SHARE_READY.ready:
+                raise exception.OperationFailed(
+                    f"share {share_id} restored from snapshot {saved.snapshot_id} ended in "
+                    f"status {status!r}",
+                    details={"share_id": share_id, "status": status},
+                )
+            applied: tuple[manila_client.AccessRule, ...] = ()
+            if options.restore_access_rules and saved.access_rules:
                 applied = self._apply_rules(share_id, saved.access_rules, deadline)
-            except exception.ProtectorError:
-                self._discard_share(share_id, deadline)
-                raise
+            if lost and job_tag:
+                self._discard_duplicate_shares(job_tag, share_id, deadline)
+        except exception.ProtectorError as exc:
+            cleaned = self._discard_share(share_id)
+            self._left_behind(exc, "share_id", share_id, cleaned)
+            raise
         # Re-applying access rules changes the share's access_rules_status, nothing the
         # result reports: the share as the wait last read it is the result.
         return self._result(polled.last, "new_share", applied)
+
+    def _tagged_shares(self, job_tag: str) -> list[dict[str, typing.Any]]:
+        """The shares restored by job ``job_tag`` that are not being deleted, oldest first."""
+        return sorted(
+            (share for share in self._manila.find_shares_by_metadata({JOB_TAG_KEY: job_tag})
+             if share.get("status") not in _SHARE_GONE.pending),
+            key=lambda share: (share.get("created_at") or "", share["id"]))
+
+    def _tagged_share(self, job_tag: str) -> dict[str, typing.Any] | None:
+        tagged = self._tagged_shares(job_tag)
+        return tagged[0] if tagged else None
+
+    def _discard_duplicate_shares(self, job_tag: str, keep: str,
+                                  deadline: waiting.Deadline) -> None:
+        """Delete other shares of this job: made by a request whose answer was lost."""
+        for share in self._read(lambda: self._tagged_shares(job_tag), deadline,
+                                f"looking for the shares of job {job_tag}"):
+            if share["id"] != keep:
+                LOG.warning("deleting duplicate restored share %s of job %s", share["id"],
+                            job_tag)
+                self._discard_share(share["id"])
 
     def _apply_rules(
         self,
@@ -590,10 +834,16 @@ class ShareProtector:
         def key(rule: typing.Mapping[str, typing.Any]) -> tuple[str, str, str]:
             return (rule["access_type"], rule["access_to"], rule["access_level"])
 
-        present = {key(r) for r in self._manila.list_access_rules(share_id)}
-        for rule in rules:
-            if key(rule.to_dict()) not in present:
-                self._manila.allow_access(share_id, rule)
+        def allow_missing() -> None:
+            # Listed again before each attempt: a rule whose answer was lost may exist.
+            present = {key(r) for r in self._manila.list_access_rules(share_id)}
+            for rule in rules:
+                if key(rule.to_dict()) not in present:
+                    self._mutate(f"access rule for share {share_id}",
+                                 lambda rule=rule: self._manila.allow_access(share_id, rule))
+
+        self._waiter.retry(allow_missing, deadline, f"allowing access to share {share_id}",
+                           attempts=REQUEST_ATTEMPTS)
         wanted = {key(r.to_dict()) for r in rules}
 
         def fetch() -> str:
@@ -616,22 +866,40 @@ class ShareProtector:
         )
         if status != statuses.ACCESS_RULE_ACTIVE:
             raise exception.OperationFailed(
-                f"access rules could not be re-applied to restored share {share_id}; the share "
-                "was deleted (restore with restore_access_rules=false to skip them)",
+                f"access rules could not be re-applied to restored share {share_id} (restore "
+                "with restore_access_rules=false to skip them)",
                 details={"share_id": share_id},
             )
         return rules
 
-    def _discard_share(self, share_id: str, deadline: waiting.Deadline) -> None:
-        """Delete a failed restored share so nothing is left behind (best effort)."""
+    def _discard_share(self, share_id: str) -> bool:
+        """Delete a share a failed restore made, within the cleanup deadline; never raises.
+
+        :returns: whether the share is gone.
+        """
+        deadline = self._deadline(self._timeouts.cleanup)
+        what = f"share {share_id} of a failed restore"
+        polled = self._share_status(share_id)
         try:
-            self._manila.delete_share(share_id)
-            self._wait(self._share_status(share_id), _SHARE_GONE, deadline,
-                       f"failed restored share {share_id}")
-        except exception.NotFound:
-            pass
+            # Manila deletes a share only once it is no longer being created.
+            status = self._wait(polled, _NEW_SHARE_READY, deadline, what)
+            if status in statuses.SHARE_DELETABLE:
+                try:
+                    self._request_deletion(
+                        f"deleting {what}", lambda: self._manila.delete_share(share_id), polled,
+                        statuses.SHARE_DELETABLE, deadline)
+                except exception.NotFound:
+                    status = waiting.GONE
+            if status != waiting.GONE:
+                status = self._wait(polled, _SHARE_GONE, deadline, what)
         except exception.ProtectorError as exc:
-            LOG.warning("could not delete failed restored share %s: %s", share_id, exc)
+            LOG.warning("could not delete %s: %s", what, exc)
+            return False
+        if status != waiting.GONE:
+            LOG.warning("could not delete %s: it is %r", what, status)
+            return False
+        LOG.info("deleted %s", what)
+        return True
 
     @staticmethod
     def _result(share: typing.Mapping[str, typing.Any], mode: str,
@@ -661,7 +929,7 @@ class ShareProtector:
         deadline = self._deadline(self._timeouts.delete)
         what = f"snapshot {saved.snapshot_id}"
         try:
-            snapshot = self._saved_snapshot(saved, caller)
+            snapshot = self._saved_snapshot(saved, caller, deadline)
         except exception.NotFound:
             return DeleteResult(saved.snapshot_id, already_gone=True)
         status = snapshot["status"]
@@ -671,13 +939,15 @@ class ShareProtector:
                                 deadline, what)
         if status == waiting.GONE:
             return DeleteResult(saved.snapshot_id, already_gone=True)
+        polled = self._snapshot_status(saved.snapshot_id)
         if status in statuses.SNAPSHOT_DELETABLE:
             try:
-                self._manila.delete_snapshot(saved.snapshot_id)
+                self._request_deletion(
+                    f"deleting {what}", lambda: self._manila.delete_snapshot(saved.snapshot_id),
+                    polled, statuses.SNAPSHOT_DELETABLE, deadline)
             except exception.NotFound:
                 return DeleteResult(saved.snapshot_id, already_gone=True)
-        status = self._wait(self._snapshot_status(saved.snapshot_id), _SNAPSHOT_GONE, deadline,
-                            what)
+        status = self._wait(polled, _SNAPSHOT_GONE, deadline, what)
         if status != waiting.GONE:
             raise exception.OperationFailed(
                 f"{what} could not be deleted: status {status!r}",
@@ -695,7 +965,7 @@ class ShareProtector:
         :raises exception.NotAuthorized: the snapshot is another project's.
         :raises exception.InvalidStatus: the snapshot is not available.
         """
-        snapshot = self._saved_snapshot(saved, caller)
+        snapshot = self._saved_snapshot(saved, caller, self._deadline(self._timeouts.verify))
         if snapshot["status"] != statuses.SNAPSHOT_AVAILABLE:
             raise exception.InvalidStatus(
                 f"snapshot {saved.snapshot_id} is {snapshot['status']!r}, not 'available'",

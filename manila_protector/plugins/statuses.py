@@ -53,6 +53,9 @@ SHARE_UNPROTECTABLE = frozenset({
 #: A share created by a restore that ends in one of these has failed.
 SHARE_CREATE_FAILED = frozenset({"error", "error_deleting", "deleting", "deleted"})
 
+#: Manila deletes a share (without ``force``) only from one of these statuses.
+SHARE_DELETABLE = frozenset({"available", "error", "inactive"})
+
 # -- snapshots --------------------------------------------------------------
 
 SNAPSHOT_AVAILABLE = "available"

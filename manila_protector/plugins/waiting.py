@@ -23,6 +23,8 @@ from manila_protector import exception
 
 LOG = logging.getLogger(__name__)
 
+_T = typing.TypeVar("_T")
+
 #: The status a wait reports when the resource no longer exists (HTTP 404).
 GONE = "<gone>"
 
@@ -182,5 +184,37 @@ class Waiter:
                     f"(deadline {deadline.seconds:g}s)",
                     details={"status": status, "polls": polls},
                 )
+            interval = self.policy.next_interval(self.clock.now() - started, self._rng)
+            self.clock.sleep(min(interval, remaining))
+
+    def retry(
+        self,
+        call: typing.Callable[[], _T],
+        deadline: Deadline,
+        what: str,
+        *,
+        attempts: int | None = None,
+    ) -> _T:
+        """Run ``call``, again after each retryable error, with this waiter's backoff.
+
+        For idempotent requests (reads, and lookups after a failed create): a 5xx,
+        a timeout or a broken connection is retried until the deadline passes or
+        ``attempts`` calls were made; the last error is raised then.
+
+        :raises exception.ProtectorError: a non-retryable error at once, a retryable
+            one when the deadline or the attempts ran out.
+        """
+        started = self.clock.now()
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return call()
+            except exception.ProtectorError as exc:
+                remaining = deadline.remaining()
+                if (not exc.retryable or remaining <= 0
+                        or (attempts is not None and tries >= attempts)):
+                    raise
+                LOG.info("%s failed (%s, attempt %d); retrying", what, exc.code, tries)
             interval = self.policy.next_interval(self.clock.now() - started, self._rng)
             self.clock.sleep(min(interval, remaining))

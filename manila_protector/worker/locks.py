@@ -197,12 +197,14 @@ class HeldLock:
         lock: locking.Lock,
         backend: str,
         backend_timeout: float,
+        lock_wait: float = 0.0,
     ) -> None:
         self._share_id = share_id
         self._name = name
         self._lock = lock
         self._backend = backend
         self._backend_timeout = backend_timeout
+        self._lock_wait = lock_wait
         self._released = False
 
     @property
@@ -248,6 +250,47 @@ class HeldLock:
                 type(exc).__name__,
             )
         return False
+
+    def ensure(self, what: str) -> None:
+        """Prove that the lock is still ours before ``what`` (a mutating request).
+
+        A lock found lost -- expired after failed heartbeats, or forgotten by a
+        Redis that restarted without persistence -- is taken back when it is
+        free (waiting up to ``lock_wait`` for another holder to finish), so the
+        job goes on only while it holds the lock again.  The protection core
+        calls this before every request that changes the share.
+
+        :raises LockUnavailable: the lock is lost and could not be taken back.
+        """
+        if self.still_owned():
+            return
+        if self._released:
+            raise exception.LockUnavailable(
+                f"the lock of share {self._share_id} was released; refusing {what}",
+                details={"share_id": self._share_id, "backend": self._backend})
+        LOG.warning("Lost the lock of share %s on %s; taking it back before %s",
+                    self._share_id, self._backend, what)
+
+        def release_late(acquired: bool) -> None:
+            if acquired:
+                self._lock.release()
+
+        try:
+            acquired = _call_bounded(
+                lambda: self._lock.acquire(blocking=self._lock_wait),
+                self._lock_wait + self._backend_timeout, what="reacquire",
+                on_late_result=release_late)
+        except (_BackendTimeout, tooz.ToozError, OSError) as exc:
+            raise exception.LockUnavailable(
+                f"lost the lock of share {self._share_id} and {self._backend} could not give "
+                f"it back ({type(exc).__name__}); refusing {what}",
+                details={"share_id": self._share_id, "backend": self._backend}) from exc
+        if not acquired:
+            raise exception.LockUnavailable(
+                f"lost the lock of share {self._share_id} and another job holds it now; "
+                f"refusing {what}",
+                details={"share_id": self._share_id, "backend": self._backend})
+        LOG.warning("Took the lock of share %s back on %s", self._share_id, self._backend)
 
     def _release(self) -> None:
         """Release the lock; never raises (it runs while a job's error may be propagating)."""
@@ -459,7 +502,8 @@ class ShareLocks:
                 details={"share_id": share_id, "waited": round(waited, 3)},
             )
         LOG.debug("Acquired the lock of share %s after %.3f s", share_id, waited)
-        held = HeldLock(share_id, name, lock, self._backend, self._backend_timeout)
+        held = HeldLock(share_id, name, lock, self._backend, self._backend_timeout,
+                        self._lock_wait)
         try:
             yield held
         finally:

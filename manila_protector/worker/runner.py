@@ -36,7 +36,13 @@ class Notifier(typing.Protocol):
 class ShareLocks(typing.Protocol):
     """The per-share lock (``worker.locks.ShareLocks``)."""
 
-    def hold(self, share_id: str) -> typing.ContextManager[typing.Any]: ...
+    def hold(self, share_id: str) -> typing.ContextManager[HeldLock]: ...
+
+
+class HeldLock(typing.Protocol):
+    """A held share lock (``worker.locks.HeldLock``)."""
+
+    def ensure(self, what: str) -> None: ...
 
 
 def _parse_contents(request: jobs.JobRequest) -> None:
@@ -326,9 +332,10 @@ class JobRunner:
         manila = self._runtime.factory.for_context(
             auth_token=stored.auth_token, service_catalog=context.get("service_catalog"),
             is_admin=admin)
-        protector = self._runtime.protector(manila)
         caller = share_protector.Caller(project_id=context.get("project_id"), is_admin=admin)
-        with self._locks.hold(request.share_id):
+        with self._locks.hold(request.share_id) as held:
+            # Every mutating request first proves that the share's lock is still ours.
+            protector = self._runtime.protector(manila, guard=held.ensure)
             if request.operation == jobs.PROTECT:
                 options = share_protector.ProtectOptions.from_parameters(request.parameters)
                 return protector.protect(request.share_id, options, job_tag=request.job_id,

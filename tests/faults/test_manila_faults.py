@@ -105,18 +105,18 @@ def test_manila_faults_end_every_job_once_with_a_clear_outcome_and_no_duplicate(
     row.add("protect: jobs with two snapshots", len(protected.jobs_with_two_snapshots()), 0)
     row.add("protect: snapshots left by failed jobs",
             sum(1 for s in protected.snapshots if outcomes.job_tag(s) in
-                set(protected.failed())))
+                set(protected.failed())), 0)
     terminal_counts(restored, row, "restore")
     shares_made = tagged_shares(standin, restores)
     row.add("restore: jobs with two shares", sum(1 for n in shares_made.values() if n > 1), 0)
     row.add("restore: shares left by failed jobs",
-            sum(n for tag, n in shares_made.items() if tag in set(restored.failed())))
+            sum(n for tag, n in shares_made.items() if tag in set(restored.failed())), 0)
     terminal_counts(deleted, row, "delete")
     row.add("worker exited", int(not worker.running and worker.popen.returncode != 0), 0)
     row.check()
 
 
-LEAKS = {
+LOST_ANSWERS = {
     # fault: (operation, the stand-in fault to script)
     "snapshot request answered after the timeout": (
         "protect", lambda f: f.slow_next(1, SLOW_DELAY, method="POST", path=r"/snapshots$")),
@@ -127,40 +127,70 @@ LEAKS = {
         "restore", lambda f: f.slow_next(1, SLOW_DELAY, method="POST", path=r"/shares$")),
 }
 
+#: Faults that outlast the job: protect_timeout = restore_timeout = DEADLINE.
+DEADLINE = 6
+FAILURES = {
+    "access rules unreadable until the deadline": (
+        "protect", lambda f: f.fail_next(10_000, 503, method="GET",
+                                         path=r"/share-access-rules$")),
+    "access rules of the new share refused every time": (
+        "restore", lambda f: f.fail_next(10_000, 503, method="POST", path=r"/action$")),
+}
 
-@pytest.mark.xfail(strict=True, reason=(
-    "A job that fails with a retryable error after Manila made its snapshot (or share) "
-    "leaves it behind, tagged with the job id, untracked: the failed record has no "
-    "result, the same job id is answered from the journal, and a resend under a new id "
-    "makes a second one. Fix (plugins/share_protector.py): after a retryable error from "
-    "the create request, look for the tagged resource and adopt it; retry idempotent "
-    "reads within the operation's deadline; and discard what the job made when it fails "
-    "anyway, as is done for a snapshot that ends in error."))
-@pytest.mark.parametrize("fault", sorted(LEAKS))
-def test_a_job_failed_by_manila_leaves_nothing_behind(
-        fault, make_standin, redis_server, workers, notifications, make_client, ctxt,
-        project):
-    standin = make_standin(standin_config.Delays(snapshot_create=0.2, share_create=0.2))
-    share = standin.create_share(project, size=1)
-    config = workers.configure(standin, redis_url=redis_server.url,
-                               options={"manila": {"timeout": CLIENT_TIMEOUT}})
+
+RULES = [{"access_type": "ip", "access_to": "10.0.0.0/24", "access_level": "rw"}]
+
+
+def run_one(operation, script, standin, workers, redis_server, make_client, ctxt, project):
+    """One job under one scripted fault: its record and what it made (tagged with its id).
+
+    The share has an access rule and a restore re-applies it.
+    """
+    share = standin.create_share(project, size=1, access_rules=RULES)
+    config = workers.configure(standin, redis_url=redis_server.url, options={"manila": {
+        "timeout": CLIENT_TIMEOUT, "protect_timeout": DEADLINE, "restore_timeout": DEADLINE}})
     workers.start(config)
     client = make_client()
-    operation, script = LEAKS[fault]
     saved = None
     if operation == "restore":
         saved = client.protect(ctxt, outcomes.new_id(), share["id"], outcomes.OPTIONS)["result"]
     script(standin.faults)
-
     job_id = outcomes.new_id()
     if operation == "protect":
         record = client.protect(ctxt, job_id, share["id"], outcomes.OPTIONS)
         made = [s for s in standin.snapshots(share["id"]) if outcomes.job_tag(s) == job_id]
     else:
-        record = client.restore(ctxt, job_id, share["id"], saved, RESTORE)
+        record = client.restore(ctxt, job_id, share["id"], saved, {"restore_name": "faults"})
         made = [s for s in standin.shares()
                 if (s.get("metadata") or {}).get(share_protector.JOB_TAG_KEY) == job_id]
+    standin.faults.clear()
+    return record, made
+
+
+@pytest.mark.parametrize("fault", sorted(LOST_ANSWERS))
+def test_a_job_whose_answer_manila_lost_adopts_what_manila_made(
+        fault, make_standin, redis_server, workers, notifications, make_client, ctxt,
+        project):
+    standin = make_standin(standin_config.Delays(snapshot_create=0.2, share_create=0.2))
+    operation, script = LOST_ANSWERS[fault]
+    record, made = run_one(operation, script, standin, workers, redis_server, make_client,
+                           ctxt, project)
+    assert record["status"] == "succeeded", record
+    key = "snapshot_id" if operation == "protect" else "share_id"
+    assert [m["id"] for m in made] == [record["result"][key]]
+    assert made[0]["status"] == "available"
+
+
+@pytest.mark.parametrize("fault", sorted(FAILURES))
+def test_a_job_failed_by_manila_leaves_nothing_behind(
+        fault, make_standin, redis_server, workers, notifications, make_client, ctxt,
+        project):
+    standin = make_standin(standin_config.Delays(snapshot_create=0.2, share_create=0.2))
+    operation, script = FAILURES[fault]
+    record, made = run_one(operation, script, standin, workers, redis_server, make_client,
+                           ctxt, project)
     assert record["status"] == "failed", record
     assert record["error"]["code"] == "manila_unavailable"
     assert record["error"]["retryable"] is True
+    assert record["error"]["details"]["cleaned_up"] is True
     assert made == [], f"the failed {operation} left {[m['id'] for m in made]} behind"

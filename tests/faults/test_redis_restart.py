@@ -29,13 +29,12 @@ JOBS_PER_SHARE = 5
 SNAPSHOT_SECONDS = 2.0
 START = "manila_protector.protect.start"
 
-FORGETFUL = pytest.param("none", marks=pytest.mark.xfail(strict=True, reason=(
-    "A Redis that keeps nothing forgets every lock when it restarts: a job of the other "
-    "worker waiting for the share's lock takes it at once, while the holder's snapshot "
-    "is still being made. tooz's heartbeat only logs that it lost the lock, and the "
-    "holder cannot undo a Manila request in flight. Fix: run the lock Redis with an "
-    "append-only file (appendonly yes; see doc/reliability.md), or use a backend that "
-    "keeps its locks (etcd, ZooKeeper).")))
+#: A Redis that keeps nothing forgets every lock when it restarts: a job of the other
+#: worker waiting for the share's lock takes it at once, while the holder's snapshot is
+#: still being made.  The lock alone cannot prevent the overlap; the protect's look at the
+#: share's snapshots in flight does, and the holder takes its lock back (or stops) before
+#: its next mutating request.
+FORGETFUL = "none"
 
 
 def holder_and_waiter(standin, collector, jobs: dict[str, str]) -> str | None:

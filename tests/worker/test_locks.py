@@ -455,6 +455,40 @@ def test_lost_redis_lock_is_reported_and_does_not_mask_the_body_error(
 
 
 @pytest.mark.functional
+def test_a_lock_redis_forgot_is_taken_back_before_the_next_mutation(
+        redis_url, make_locks, caplog):
+    share_locks = make_locks(redis_url, lock_wait=LOCK_WAIT)
+    other = make_locks(redis_url, lock_wait=0)
+    share_id = new_share_id()
+    caplog.set_level(logging.WARNING, logger=LOG_NAME)
+    with share_locks.hold(share_id) as held:
+        held.ensure("the first request")
+        redis_client().delete(redis_key(held.name))  # what a restart without persistence does
+        assert not held.still_owned()
+        held.ensure("the next request")
+        assert held.still_owned()
+        assert_busy(other, share_id, lock_wait=0)
+    assert "taking it back before the next request" in caplog.text
+    assert "lock may have been lost" not in caplog.text
+
+
+@pytest.mark.functional
+def test_a_lost_lock_another_job_took_stops_the_next_mutation(redis_url, make_locks):
+    share_locks = make_locks(redis_url, lock_wait=LOCK_WAIT)
+    other = make_locks(redis_url, lock_wait=0)
+    share_id = new_share_id()
+    with share_locks.hold(share_id) as held:
+        redis_client().delete(redis_key(held.name))
+        with Holder(other, share_id):
+            with pytest.raises(exception.LockUnavailable, match="another job holds it") as info:
+                held.ensure("deleting snapshot x")
+    assert info.value.retryable
+    assert "deleting snapshot x" in str(info.value)
+    with pytest.raises(exception.LockUnavailable, match="released"):
+        held.ensure("anything after the release")
+
+
+@pytest.mark.functional
 def test_unreachable_redis_fails_start_within_backend_timeout(make_locks):
     share_locks = make_locks(f"redis://{REDIS_HOST}:1", backend_timeout=1.0, start=False)
     began = time.monotonic()
