@@ -318,7 +318,7 @@ class Breakdown:
         ("Manila client per job (session, client)", manila_client.ClientFactory,
          ("for_context",)),
         ("journal (SQLite, synchronous=FULL)", journal_mod.Journal,
-         ("accept", "start", "finish", "mark_notified", "get", "load", "start_notified")),
+         ("accept", "begin", "finish", "mark_notified", "get", "start_notified")),
         ("notifications (.start and .end)", notifier_mod.JobNotifier, ("start", "finished")),
         ("validation (request envelope, schemas)", jobs.JobRequest, ("build",)),
         ("validation (request envelope, schemas)", schemas, ("validate",)),

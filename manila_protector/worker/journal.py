@@ -192,6 +192,19 @@ class Journal:
                        (jobs.RUNNING, jobs.utcnow(), job_id, jobs.ACCEPTED, jobs.RUNNING))
             return self._get(db, job_id)
 
+    def begin(self, job_id: str) -> StoredJob:
+        """Load a job to run it and, unless it is finished, mark it running.
+
+        One transaction: it also records that the job's ``.start`` was sent (the
+        runner sends it before a job can begin), so a job costs no separate
+        commit for that mark.
+        """
+        with self._transaction() as db:
+            db.execute("UPDATE jobs SET status = ?, started_at = COALESCE(started_at, ?), "
+                       "start_notified = 1 WHERE job_id = ? AND status IN (?, ?)",
+                       (jobs.RUNNING, jobs.utcnow(), job_id, jobs.ACCEPTED, jobs.RUNNING))
+            return self._stored(db, job_id)
+
     def finish(
         self,
         job_id: str,
@@ -248,11 +261,15 @@ class Journal:
     def load(self, job_id: str) -> StoredJob:
         """Everything needed to (re)run a job."""
         with self._lock:
-            record = self._get(self._db, job_id)
-            request, context = self._db.execute(
-                "SELECT request, context FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-            token_row = self._db.execute(
-                "SELECT auth_token FROM job_tokens WHERE job_id = ?", (job_id,)).fetchone()
+            return self._stored(self._db, job_id)
+
+    @classmethod
+    def _stored(cls, db: sqlite3.Connection, job_id: str) -> StoredJob:
+        record = cls._get(db, job_id)
+        request, context = db.execute(
+            "SELECT request, context FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        token_row = db.execute(
+            "SELECT auth_token FROM job_tokens WHERE job_id = ?", (job_id,)).fetchone()
         return StoredJob(record, jobs.JobRequest(**json.loads(request)), json.loads(context),
                          token_row[0] if token_row else None)
 

@@ -257,8 +257,9 @@ class JobRunner:
             return record
         LOG.info("job %s (share %s): %s accepted", record.job_id, record.share_id,
                  record.operation)
+        # Journal.begin records that .start was sent; a crash before the job begins
+        # sends it once more at the next start.
         self._notifier.start(record)
-        self._journal.mark_notified(record.job_id, terminal=False)
         self._schedule(record.job_id)
         return record
 
@@ -300,11 +301,10 @@ class JobRunner:
         self._journal.mark_notified(record.job_id, terminal=True)
 
     def _run(self, job_id: str) -> None:
-        stored = self._journal.load(job_id)
+        stored = self._journal.begin(job_id)
         if stored.record.finished:
             return
         request = stored.request
-        self._journal.start(job_id)
         try:
             result = self._execute(stored)
         except exception.ProtectorError as exc:
@@ -319,11 +319,13 @@ class JobRunner:
             LOG.info("job %s (share %s): %s succeeded", job_id, request.share_id,
                      request.operation)
             record = self._journal.finish(job_id, result=result)
-        self._announce_finished(record)
+        # The outcome is in the journal: a waiting caller may have it now, while the
+        # terminal notification goes out (the journal resends it after a crash).
         with self._done_lock:
             event = self._done.pop(job_id, None)
         if event is not None:
             event.set()
+        self._announce_finished(record)
 
     def _execute(self, stored: journal_mod.StoredJob) -> dict[str, typing.Any]:
         request = stored.request

@@ -70,6 +70,22 @@ def test_status_changes_and_finish_happen_once(journal):
     assert journal.unfinished() == []
 
 
+def test_begin_loads_the_job_marks_it_running_and_its_start_sent(journal):
+    req = request()
+    accept(journal, req)
+    assert not journal.start_notified(req.job_id)
+    stored = journal.begin(req.job_id)
+    assert stored.record.status == jobs.RUNNING and stored.record.started_at
+    assert stored.request == req
+    assert stored.auth_token == TOKEN
+    assert journal.start_notified(req.job_id)
+    # Resumed after a restart: still running, started_at kept.
+    assert journal.begin(req.job_id).record.started_at == stored.record.started_at
+    journal.finish(req.job_id, result={})
+    finished = journal.begin(req.job_id)
+    assert finished.record.status == jobs.SUCCEEDED and finished.auth_token is None
+
+
 def test_token_is_kept_apart_and_forgotten_when_the_job_finishes(journal, tmp_path):
     req = request()
     accept(journal, req)
