@@ -97,7 +97,8 @@ def virtual_runs(seeds: int) -> dict[tuple[float, float], list[Run]]:
     runs: dict[tuple[float, float], list[Run]] = {}
     with ManilaStandIn(StandInConfig(), clock=manual) as standin:
         project = rig.unlimited_project(standin)
-        factory = manila_client.ClientFactory(lambda auth: ks_session.Session(auth=auth))
+        factory = manila_client.ClientFactory(
+            lambda auth, connections: ks_session.Session(auth=auth, session=connections))
         manila = factory.for_token(f"bench:{project}", standin.endpoint)
         options = share_protector.ProtectOptions(snapshot_name="bench", description="")
         for t in T_VALUES:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import http.cookiejar
 import logging
 import threading
 import typing
@@ -289,6 +290,11 @@ class ManilaClient:
             ))
 
 
+def _no_cookies() -> http.cookiejar.CookiePolicy:
+    """A cookie policy that accepts and returns no cookie."""
+    return http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
+
+
 def _as_dict(resource: typing.Any) -> dict[str, typing.Any]:
     """A manilaclient resource as the API's JSON object.
 
@@ -311,8 +317,11 @@ def _rule_to_dict(rule: typing.Any) -> dict[str, typing.Any]:
 class ClientFactory:
     """Builds :class:`ManilaClient` objects; negotiates the microversion once per endpoint.
 
-    :param session_loader: builds a keystoneauth session around an auth plugin
-        (the deployment's ``[manila]`` session options: TLS, timeouts).
+    :param session_loader: builds a keystoneauth session around an auth plugin and
+        a ``requests.Session`` to send through (the deployment's ``[manila]``
+        session options: TLS, timeouts).  Each thread keeps one
+        ``requests.Session``, so its jobs reuse their connections to Manila
+        (keep-alive) whatever token each job carries; it stores no cookies.
     :param max_version: the highest microversion to ask for (default: the client's).
     :param endpoint_override: the Manila endpoint, where there is no service catalog.
     :param service_auth: a keystoneauth auth plugin with the service's own credentials,
@@ -321,7 +330,7 @@ class ClientFactory:
 
     def __init__(
         self,
-        session_loader: typing.Callable[[typing.Any], ks_session.Session],
+        session_loader: typing.Callable[[typing.Any, requests.Session], ks_session.Session],
         max_version: str | None = None,
         interface: str = "public",
         region_name: str | None = None,
@@ -341,14 +350,16 @@ class ClientFactory:
         self._service_type = service_type
         self._versions: dict[str, api_versions.APIVersion] = {}
         self._lock = threading.Lock()
+        self._http = threading.local()
 
     @classmethod
     def from_conf(cls, conf: typing.Any, group: str = "manila") -> ClientFactory:
         """A factory configured from the ``[manila]`` options (see ``opts.py``)."""
         section = getattr(conf, group)
 
-        def load_session(auth: typing.Any) -> ks_session.Session:
-            return ks_loading.load_session_from_conf_options(conf, group, auth=auth)
+        def load_session(auth: typing.Any, connections: requests.Session) -> ks_session.Session:
+            return ks_loading.load_session_from_conf_options(conf, group, auth=auth,
+                                                             session=connections)
 
         service_auth = None
         if section.auth_type:
@@ -363,6 +374,17 @@ class ClientFactory:
             endpoint_override=section.endpoint_override,
             service_auth=service_auth,
         )
+
+    def _session(self, auth: typing.Any) -> ks_session.Session:
+        """A keystoneauth session for ``auth`` over this thread's connections."""
+        connections = getattr(self._http, "session", None)
+        if connections is None:
+            connections = requests.Session()
+            # Nothing a response sets (a load balancer's cookie) may follow a job's
+            # requests into another tenant's job.
+            connections.cookies.set_policy(_no_cookies())
+            self._http.session = connections
+        return self._session_loader(auth, connections)
 
     @property
     def has_service_credentials(self) -> bool:
@@ -423,12 +445,12 @@ class ClientFactory:
         """A client acting with the caller's token against ``endpoint``."""
         if not token:
             raise exception.NotAuthorized("the request carries no token")
-        session = self._session_loader(token_endpoint.Token(endpoint, token))
+        session = self._session(token_endpoint.Token(endpoint, token))
         return self._build(session, endpoint)
 
     def for_auth(self, auth: typing.Any, endpoint: str | None = None) -> ManilaClient:
         """A client acting with a keystoneauth auth plugin (service credentials)."""
-        session = self._session_loader(auth)
+        session = self._session(auth)
         if endpoint is None:
             with translate_errors("find the Manila endpoint"):
                 endpoint = session.get_endpoint(

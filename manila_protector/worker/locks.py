@@ -16,7 +16,9 @@ Two properties callers rely on:
 * Every backend call runs under a deadline.  tooz's redis driver retries a
   dead server for about a minute per call, and ``coordinator.stop()`` can wait
   forever for a heartbeat thread stuck on a dead server; neither may freeze a
-  worker.
+  worker.  (Network backends' calls run in a thread of their own, abandoned at
+  the deadline; the ``file://`` driver's run inline, as its acquire keeps its
+  own deadline and a local file cannot hang.)
 """
 
 from __future__ import annotations
@@ -123,6 +125,25 @@ def _call_bounded(
     raise value
 
 
+def _call_inline(
+    func: collections.abc.Callable[[], _T],
+    timeout: float,
+    *,
+    what: str,
+    on_late_result: collections.abc.Callable[[_T], None] | None = None,
+) -> _T:
+    """:func:`_call_bounded` for a backend that cannot hang: the call, in this thread.
+
+    The ``file://`` driver works on a local file; its acquire honours its own
+    deadline, and a thread per call would only add a thread start to every job.
+    """
+    return func()
+
+
+#: Drivers whose calls run inline (see :func:`_call_inline`); every other one is bounded.
+_INLINE_DRIVERS = frozenset({"file"})
+
+
 def mask_url(url: str) -> str:
     """Return ``url`` with its userinfo and secret query options replaced by ``***``.
 
@@ -198,7 +219,9 @@ class HeldLock:
         backend: str,
         backend_timeout: float,
         lock_wait: float = 0.0,
+        call: typing.Callable[..., typing.Any] = _call_bounded,
     ) -> None:
+        self._call = call
         self._share_id = share_id
         self._name = name
         self._lock = lock
@@ -231,7 +254,7 @@ class HeldLock:
             return False
         try:
             return bool(
-                _call_bounded(
+                self._call(
                     self._lock.is_still_owner, self._backend_timeout, what="is_still_owner"
                 )
             )
@@ -276,7 +299,7 @@ class HeldLock:
                 self._lock.release()
 
         try:
-            acquired = _call_bounded(
+            acquired = self._call(
                 lambda: self._lock.acquire(blocking=self._lock_wait),
                 self._lock_wait + self._backend_timeout, what="reacquire",
                 on_late_result=release_late)
@@ -296,7 +319,7 @@ class HeldLock:
         """Release the lock; never raises (it runs while a job's error may be propagating)."""
         self._released = True
         try:
-            released = _call_bounded(self._lock.release, self._backend_timeout, what="release")
+            released = self._call(self._lock.release, self._backend_timeout, what="release")
         except _BackendTimeout:
             LOG.warning(
                 "Releasing the lock of share %s on %s did not return within %g s; "
@@ -371,6 +394,7 @@ class ShareLocks:
         if backend_timeout <= 0:
             raise ValueError(f"backend_timeout must be > 0, not {backend_timeout}")
         self._url = _with_driver_defaults(backend_url, backend_timeout)
+        self._call = _call_inline if scheme in _INLINE_DRIVERS else _call_bounded
         self._secrets = _url_secrets(backend_url)
         self._member_id = member_id.encode("utf-8")
         self._lock_wait = float(lock_wait)
@@ -408,7 +432,7 @@ class ShareLocks:
                 coord.stop()
 
             try:
-                _call_bounded(
+                self._call(
                     lambda: coord.start(start_heart=True),
                     self._backend_timeout,
                     what="start",
@@ -433,7 +457,7 @@ class ShareLocks:
         if coord is None:
             return
         try:
-            _call_bounded(coord.stop, self._backend_timeout, what="stop")
+            self._call(coord.stop, self._backend_timeout, what="stop")
         except _BackendTimeout:
             LOG.warning("Lock backend %s did not stop within %g s; abandoning it",
                         self._backend, self._backend_timeout)
@@ -482,7 +506,7 @@ class ShareLocks:
 
         began = time.monotonic()
         try:
-            acquired = _call_bounded(
+            acquired = self._call(
                 lambda: lock.acquire(blocking=self._lock_wait),
                 self._lock_wait + self._backend_timeout,
                 what="acquire",
@@ -503,7 +527,7 @@ class ShareLocks:
             )
         LOG.debug("Acquired the lock of share %s after %.3f s", share_id, waited)
         held = HeldLock(share_id, name, lock, self._backend, self._backend_timeout,
-                        self._lock_wait)
+                        self._lock_wait, self._call)
         try:
             yield held
         finally:

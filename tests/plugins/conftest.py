@@ -66,8 +66,8 @@ def other_project():
     return uuid.uuid4().hex
 
 
-def plain_session(auth):
-    return ks_session.Session(auth=auth)
+def plain_session(auth, connections):
+    return ks_session.Session(auth=auth, session=connections)
 
 
 @pytest.fixture

@@ -30,7 +30,8 @@ SHARES = r"/shares$"
 def impatient(standin, project):
     """A client that gives up on an answer after CLIENT_TIMEOUT seconds."""
     factory = manila_client.ClientFactory(
-        lambda auth: ks_session.Session(auth=auth, timeout=CLIENT_TIMEOUT))
+        lambda auth, connections: ks_session.Session(auth=auth, session=connections,
+                                                     timeout=CLIENT_TIMEOUT))
     return factory.for_token(f"user:{project}", standin.endpoint)
 
 

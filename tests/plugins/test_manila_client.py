@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import threading
+import urllib.parse
 
 import pytest
 from keystoneauth1 import session as ks_session
@@ -18,8 +20,8 @@ from manila_protector.standin import ManilaStandIn, StandInConfig
 SECRET_TOKEN = "tok-S3cr3t-9f2c7a1e-do-not-leak"
 
 
-def plain_session(auth):
-    return ks_session.Session(auth=auth)
+def plain_session(auth, connections):
+    return ks_session.Session(auth=auth, session=connections)
 
 
 def version_requests(standin):
@@ -104,6 +106,40 @@ def test_negotiation_happens_once_per_endpoint(standin, factory, project, other_
 
 
 # -- error translation --------------------------------------------------------------
+
+
+def client_connections(port):
+    """Established TCP connections from this host to ``port`` (Linux /proc)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            for row in list(rows)[1:]:
+                fields = row.split()
+                if fields[3] == "01" and int(fields[2].rsplit(":", 1)[1], 16) == port:
+                    count += 1
+    return count
+
+
+def test_jobs_of_one_thread_reuse_its_connection_whatever_their_token(
+        standin, factory, project, other_project, share):
+    port = urllib.parse.urlsplit(standin.endpoint).port
+    before = client_connections(port)
+    assert factory.for_token(f"user:{project}", standin.endpoint).get_share(share["id"])
+    assert factory.for_token(f"user:{project}", standin.endpoint).get_share(share["id"])
+    # Another project's token over the same connection still acts as that project.
+    factory.for_token(f"user:{other_project}", standin.endpoint).list_snapshots(share["id"])
+    assert client_connections(port) - before == 1
+    assert [r.project_id for r in standin.requests()][-3:] == [project, project, other_project]
+    seen_from_another_thread = []
+
+    def another_thread():
+        factory.for_token(f"user:{project}", standin.endpoint).get_share(share["id"])
+        seen_from_another_thread.append(client_connections(port) - before)
+
+    thread = threading.Thread(target=another_thread)
+    thread.start()
+    thread.join(30)
+    assert seen_from_another_thread == [2]
 
 
 def test_revoked_token_is_not_authorized_and_never_shown(standin, factory, project, share):
