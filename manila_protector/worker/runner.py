@@ -45,19 +45,33 @@ class HeldLock(typing.Protocol):
     def ensure(self, what: str) -> None: ...
 
 
-def _parse_contents(request: jobs.JobRequest) -> None:
+class _Contents(typing.NamedTuple):
+    """A request's parameters and saved info, validated and parsed."""
+
+    options: share_protector.ProtectOptions | share_protector.RestoreOptions | None
+    saved: share_protector.SavedInfo | None
+
+
+def _parse_contents(request: jobs.JobRequest) -> _Contents:
     """Validate parameters and saved info against the plugin's schemas.
 
     :raises exception.InvalidRequest: naming the field and rule.
     """
     if request.operation == jobs.PROTECT:
-        share_protector.ProtectOptions.from_parameters(request.parameters)
-        return
-    share_protector.SavedInfo.from_dict(request.saved_info)
+        return _Contents(share_protector.ProtectOptions.from_parameters(request.parameters),
+                         None)
+    saved = share_protector.SavedInfo.from_dict(request.saved_info)
     if request.operation == jobs.RESTORE:
-        share_protector.RestoreOptions.from_parameters(request.parameters)
-    else:
-        schemas.validate(schemas.VERIFY_SCHEMA, request.parameters, "parameters")
+        return _Contents(share_protector.RestoreOptions.from_parameters(request.parameters),
+                         saved)
+    schemas.validate(schemas.VERIFY_SCHEMA, request.parameters, "parameters")
+    return _Contents(None, saved)
+
+
+class _Done(threading.Event):
+    """Set when a job finishes; carries its final record to the callers waiting."""
+
+    record: jobs.JobRecord | None = None
 
 
 class _Pool:
@@ -146,7 +160,9 @@ class JobRunner:
         self.host = host
         self._max_request_bytes = max_request_bytes
         self._pool = _Pool(max_concurrent_jobs, self._run)
-        self._done: dict[str, threading.Event] = {}
+        self._done: dict[str, _Done] = {}
+        # Contents parsed when a job was accepted, for its run (a resumed job parses again).
+        self._contents: dict[str, _Contents] = {}
         self._done_lock = threading.Lock()
         self._stopping = threading.Event()
 
@@ -220,7 +236,7 @@ class JobRunner:
             request = jobs.JobRequest.build(
                 job_id=job_id, operation=operation, share_id=share_id, parameters=parameters,
                 saved_info=saved_info, max_bytes=self._max_request_bytes)
-            _parse_contents(request)
+            contents = _parse_contents(request)
             token = getattr(ctxt, "auth_token", None)
             admin = jobs.caller_is_admin(ctxt)
             if not token and not (admin and self._runtime.factory.has_service_credentials):
@@ -260,7 +276,7 @@ class JobRunner:
         # Journal.begin records that .start was sent; a crash before the job begins
         # sends it once more at the next start.
         self._notifier.start(record)
-        self._schedule(record.job_id)
+        self._schedule(record.job_id, contents)
         return record
 
     def wait(self, job_id: str, timeout: float | None = None) -> jobs.JobRecord:
@@ -270,8 +286,9 @@ class JobRunner:
         """
         with self._done_lock:
             event = self._done.get(job_id)
-        if event is not None and not self._stopping.is_set():
-            event.wait(timeout)
+        if (event is not None and not self._stopping.is_set() and event.wait(timeout)
+                and event.record is not None):
+            return event.record
         return self._journal.get(job_id)
 
     def get_job(self, ctxt: typing.Any, job_id: typing.Any) -> jobs.JobRecord:
@@ -285,7 +302,7 @@ class JobRunner:
             raise exception.NotFound(f"job {record.job_id} not found")
         return record
 
-    def _schedule(self, job_id: str) -> None:
+    def _schedule(self, job_id: str, contents: _Contents | None = None) -> None:
         with self._done_lock:
             if self._stopping.is_set():
                 # Consumed from the broker while shutting down: the journal has it and
@@ -293,7 +310,9 @@ class JobRunner:
                 LOG.info("job %s: accepted during shutdown; it runs after the restart",
                          job_id)
                 return
-            self._done.setdefault(job_id, threading.Event())
+            self._done.setdefault(job_id, _Done())
+            if contents is not None:
+                self._contents[job_id] = contents
             self._pool.put(job_id)
 
     def _announce_finished(self, record: jobs.JobRecord) -> None:
@@ -301,12 +320,14 @@ class JobRunner:
         self._journal.mark_notified(record.job_id, terminal=True)
 
     def _run(self, job_id: str) -> None:
+        with self._done_lock:
+            contents = self._contents.pop(job_id, None)
         stored = self._journal.begin(job_id)
         if stored.record.finished:
             return
         request = stored.request
         try:
-            result = self._execute(stored)
+            result = self._execute(stored, contents or _parse_contents(request))
         except exception.ProtectorError as exc:
             LOG.warning("job %s (share %s): %s failed: %s [%s]", job_id, request.share_id,
                         request.operation, exc, exc.code)
@@ -324,10 +345,12 @@ class JobRunner:
         with self._done_lock:
             event = self._done.pop(job_id, None)
         if event is not None:
+            event.record = record
             event.set()
         self._announce_finished(record)
 
-    def _execute(self, stored: journal_mod.StoredJob) -> dict[str, typing.Any]:
+    def _execute(self, stored: journal_mod.StoredJob,
+                 contents: _Contents) -> dict[str, typing.Any]:
         request = stored.request
         context = stored.context
         admin = bool(context.get("is_admin")) or "admin" in (context.get("roles") or [])
@@ -339,14 +362,16 @@ class JobRunner:
             # Every mutating request first proves that the share's lock is still ours.
             protector = self._runtime.protector(manila, guard=held.ensure)
             if request.operation == jobs.PROTECT:
-                options = share_protector.ProtectOptions.from_parameters(request.parameters)
-                return protector.protect(request.share_id, options, job_tag=request.job_id,
-                                         caller=caller).to_dict()
-            saved = share_protector.SavedInfo.from_dict(request.saved_info)
+                return protector.protect(
+                    request.share_id, typing.cast(share_protector.ProtectOptions,
+                                                  contents.options),
+                    job_tag=request.job_id, caller=caller).to_dict()
+            # Every operation but protect carries saved info.
+            saved = typing.cast(share_protector.SavedInfo, contents.saved)
             if request.operation == jobs.RESTORE:
-                options = share_protector.RestoreOptions.from_parameters(request.parameters)
-                return protector.restore(saved, options, job_tag=request.job_id,
-                                         caller=caller).to_dict()
+                return protector.restore(
+                    saved, typing.cast(share_protector.RestoreOptions, contents.options),
+                    job_tag=request.job_id, caller=caller).to_dict()
             if request.operation == jobs.DELETE:
                 return protector.delete(saved, caller=caller).to_dict()
             return protector.verify(saved, caller=caller).to_dict()
