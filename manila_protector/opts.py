@@ -144,6 +144,14 @@ _MANILA_OPTS = [
         help="Each poll interval is shortened by a random fraction up to this, so many "
              "workers do not poll in step.",
     ),
+    cfg.FloatOpt(
+        "poll_first_delay",
+        default=0.0,
+        min=0.0,
+        help="Seconds before the first poll of a wait (0: at once). A real Manila never "
+             "finishes a snapshot or share at once, so 0.25 spares one status request per "
+             "wait; an operation that is done at once then ends that much later.",
+    ),
     cfg.FloatOpt("protect_timeout", default=3600.0, min=1,
                  help="Deadline in seconds of a protect (waiting for the share and the "
                       "snapshot)."),

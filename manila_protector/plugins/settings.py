@@ -29,6 +29,7 @@ class PluginSettings:
                 backoff_factor=section.poll_backoff_factor,
                 max_interval=max(section.poll_max_interval, section.poll_initial_interval),
                 jitter=section.poll_jitter,
+                first_delay=section.poll_first_delay,
             ),
             timeouts=share_protector.Timeouts(
                 protect=section.protect_timeout,

@@ -343,8 +343,8 @@ class ShareProtector:
         return _Polled(lambda: self._manila.get_snapshot(snapshot_id))
 
     def _wait(self, fetch: typing.Callable[[], str], sets: waiting.StatusSets,
-              deadline: waiting.Deadline, what: str) -> str:
-        return self._waiter.wait(fetch, sets, deadline, what)
+              deadline: waiting.Deadline, what: str, *, changed: bool = False) -> str:
+        return self._waiter.wait(fetch, sets, deadline, what, changed=changed)
 
     def _read(self, call: typing.Callable[[], _T], deadline: waiting.Deadline,
               what: str) -> _T:
@@ -483,7 +483,8 @@ class ShareProtector:
         snapshot = self._own_snapshot_once_settled(share_id, job_tag, deadline) if job_tag \
             else None
         lost = False
-        if snapshot is not None:
+        adopted = snapshot is not None
+        if adopted:
             LOG.info("share %s: adopting snapshot %s made earlier by job %s",
                      share_id, snapshot["id"], job_tag)
         else:
@@ -509,7 +510,8 @@ class ShareProtector:
         try:
             polled = self._snapshot_status(snapshot_id)
             status = self._wait(polled, _SNAPSHOT_READY, deadline,
-                                f"snapshot {snapshot_id} of share {share_id}")
+                                f"snapshot {snapshot_id} of share {share_id}",
+                                changed=not adopted)
             if status not in _SNAPSHOT_READY.ready:
                 raise exception.OperationFailed(
                     f"snapshot {snapshot_id} of share {share_id} ended in status {status!r}",
@@ -635,7 +637,7 @@ class ShareProtector:
                 except exception.NotFound:
                     status = waiting.GONE
             if status != waiting.GONE:
-                status = self._wait(polled, _SNAPSHOT_GONE, deadline, what)
+                status = self._wait(polled, _SNAPSHOT_GONE, deadline, what, changed=True)
         except exception.ProtectorError as exc:
             LOG.warning("could not delete %s: %s", what, exc)
             return False
@@ -737,7 +739,8 @@ class ShareProtector:
                      lambda: self._manila.revert_share(saved.share_id, saved.snapshot_id))
         polled = self._share_status(saved.share_id)
         status = self._wait(polled, _REVERT_DONE, deadline,
-                            f"share {saved.share_id} reverting to {saved.snapshot_id}")
+                            f"share {saved.share_id} reverting to {saved.snapshot_id}",
+                            changed=True)
         if status not in _REVERT_DONE.ready:
             raise exception.OperationFailed(
                 f"revert of share {saved.share_id} to snapshot {saved.snapshot_id} ended in "
@@ -758,6 +761,7 @@ class ShareProtector:
                 LOG.info("snapshot %s: adopting share %s restored earlier by job %s",
                          saved.snapshot_id, share["id"], job_tag)
         lost = False
+        adopted = share is not None
         if share is None:
             metadata = dict(saved.metadata)
             if job_tag:
@@ -783,7 +787,7 @@ class ShareProtector:
         try:
             polled = self._share_status(share_id)
             status = self._wait(polled, _NEW_SHARE_READY, deadline,
-                                f"restored share {share_id}")
+                                f"restored share {share_id}", changed=not adopted)
             if status not in _NEW_SHARE_READY.ready:
                 raise exception.OperationFailed(
                     f"share {share_id} restored from snapshot {saved.snapshot_id} ended in "
@@ -863,6 +867,7 @@ class ShareProtector:
                                pending=frozenset({"applying"}), failed=frozenset({"error"})),
             deadline,
             f"access rules of restored share {share_id}",
+            changed=True,
         )
         if status != statuses.ACCESS_RULE_ACTIVE:
             raise exception.OperationFailed(
@@ -891,7 +896,7 @@ class ShareProtector:
                 except exception.NotFound:
                     status = waiting.GONE
             if status != waiting.GONE:
-                status = self._wait(polled, _SHARE_GONE, deadline, what)
+                status = self._wait(polled, _SHARE_GONE, deadline, what, changed=True)
         except exception.ProtectorError as exc:
             LOG.warning("could not delete %s: %s", what, exc)
             return False
@@ -947,7 +952,8 @@ class ShareProtector:
                     polled, statuses.SNAPSHOT_DELETABLE, deadline)
             except exception.NotFound:
                 return DeleteResult(saved.snapshot_id, already_gone=True)
-        status = self._wait(polled, _SNAPSHOT_GONE, deadline, what)
+        status = self._wait(polled, _SNAPSHOT_GONE, deadline, what,
+                            changed=status in statuses.SNAPSHOT_DELETABLE)
         if status != waiting.GONE:
             raise exception.OperationFailed(
                 f"{what} could not be deleted: status {status!r}",

@@ -55,16 +55,22 @@ class SystemClock:
 class WaitPolicy:
     """How often to poll.
 
-    :param initial_interval: seconds before the second poll (the first is immediate).
+    :param initial_interval: seconds before the second poll.
     :param backoff_factor: each interval is this many times the previous one.
     :param max_interval: intervals never grow past this.
     :param jitter: each interval is shortened by a random fraction up to this.
+    :param first_delay: seconds before the first poll of a wait that follows a
+        request changing the resource (0: at once).  Manila answers such a request
+        with the resource in transition and never finishes at once, so a delay
+        spares one GET per wait; an operation that is done at once then ends this
+        much later.
     """
 
     initial_interval: float = 0.25
     backoff_factor: float = 1.25
     max_interval: float = 15.0
     jitter: float = 0.1
+    first_delay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.initial_interval <= 0:
@@ -75,6 +81,8 @@ class WaitPolicy:
             raise ValueError("max_interval must be >= initial_interval")
         if not 0 <= self.jitter < 1:
             raise ValueError("jitter must be in [0, 1)")
+        if self.first_delay < 0:
+            raise ValueError("first_delay must be >= 0")
 
     def next_interval(self, elapsed: float, rng: random.Random) -> float:
         """The sleep before the next poll, ``elapsed`` seconds into a wait.
@@ -139,6 +147,8 @@ class Waiter:
         statuses: StatusSets,
         deadline: Deadline,
         what: str,
+        *,
+        changed: bool = False,
     ) -> str:
         """Poll ``fetch`` until its status is in ``statuses.ready`` or ``statuses.failed``.
 
@@ -148,6 +158,8 @@ class Waiter:
         :param statuses: how to read each status.
         :param deadline: when to give up.
         :param what: how messages name the resource ("snapshot 123").
+        :param changed: the caller has just asked Manila to change the resource: the
+            first poll waits the policy's ``first_delay``.
         :returns: the terminal status (from ``ready`` or ``failed``).
         :raises exception.DeadlineExceeded: the deadline passed first.
         :raises exception.OperationFailed: an unknown status was seen.
@@ -156,6 +168,8 @@ class Waiter:
         status: str | None = None
         last_error: exception.ProtectorError | None = None
         polls = 0
+        if changed and self.policy.first_delay > 0:
+            self.clock.sleep(min(self.policy.first_delay, max(deadline.remaining(), 0.0)))
         while True:
             polls += 1
             try:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
 from manila_protector import exception
 from manila_protector.plugins import share_protector
+from manila_protector.plugins import waiting
 
 OPTIONS = share_protector.ProtectOptions(snapshot_name="nightly", description="before upgrade",
                                          force=False)
@@ -64,6 +66,21 @@ def test_protect_finishes_soon_after_manila_does(standin, protector, share, vclo
     assert seconds <= vclock.slept <= 1.25 * seconds + 0.25
     polls = standin.count_requests(method="GET", path_prefix="/v2/snapshots/")
     assert polls <= 5 * math.log(seconds / 0.25 if seconds > 0.25 else 1) + 3 + 1
+
+
+@pytest.mark.parametrize("seconds", [0.2, 2, 10, 60])
+def test_a_first_poll_delay_meets_the_poll_bound_with_no_immediate_poll(
+        standin, manila, share, vclock, seconds):
+    policy = waiting.WaitPolicy(first_delay=0.25)
+    delayed = share_protector.ShareProtector(manila, waiting.Waiter(policy, vclock,
+                                                                    random.Random(1)))
+    standin.config.delays.snapshot_create = seconds
+    standin.reset_requests()
+    saved = delayed.protect(share["id"], OPTIONS, job_tag="job-delayed")
+    assert seconds <= vclock.slept <= 1.25 * seconds + 0.25
+    polls = [r for r in standin.requests()
+             if r.method == "GET" and r.route == f"/snapshots/{saved.snapshot_id}"]
+    assert len(polls) <= 5 * math.log(seconds / 0.25) + 3
 
 
 def test_snapshot_ending_in_error_is_deleted_and_the_protect_fails(standin, protector, share):

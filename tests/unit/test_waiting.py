@@ -154,9 +154,51 @@ def test_non_retryable_errors_propagate_at_once():
     assert clock.sleeps == []
 
 
+def test_first_delay_spares_the_poll_a_change_just_made_pointless():
+    clock = VirtualClock()
+    polls = []
+    waiter = make_waiter(clock, first_delay=0.25)
+    assert waiter.wait(ready_after(clock, 0.2, polls), SETS, waiting.Deadline(clock, 10),
+                       "snapshot s", changed=True) == "available"
+    assert polls == [0.25]
+    # A wait that does not follow a change looks at once.
+    polls.clear()
+    assert waiter.wait(ready_after(clock, 0, polls), SETS, waiting.Deadline(clock, 10),
+                       "share x") == "available"
+    assert polls == [clock.now()] and clock.sleeps == [0.25]
+
+
+def test_retry_repeats_a_retryable_call_until_the_attempts_run_out():
+    clock = VirtualClock()
+    calls = []
+
+    def flaky():
+        calls.append(clock.now())
+        if len(calls) < 3:
+            raise exception.ManilaUnavailable("HTTP 503")
+        return "done"
+
+    waiter = make_waiter(clock)
+    assert waiter.retry(flaky, waiting.Deadline(clock, 60), "read") == "done"
+    assert len(calls) == 3 and calls[0] < calls[1] < calls[2]
+    calls.clear()
+    with pytest.raises(exception.ManilaUnavailable):
+        waiter.retry(flaky, waiting.Deadline(clock, 60), "create", attempts=2)
+    assert len(calls) == 2
+
+    def refused():
+        calls.append(clock.now())
+        raise exception.InvalidRequest("400")
+
+    calls.clear()
+    with pytest.raises(exception.InvalidRequest):
+        waiter.retry(refused, waiting.Deadline(clock, 60), "create")
+    assert len(calls) == 1
+
+
 @pytest.mark.parametrize("kwargs", [
     {"initial_interval": 0}, {"backoff_factor": 0.9}, {"jitter": 1.0},
-    {"initial_interval": 2, "max_interval": 1},
+    {"initial_interval": 2, "max_interval": 1}, {"first_delay": -1},
 ])
 def test_policy_rejects_nonsense(kwargs):
     with pytest.raises(ValueError):
