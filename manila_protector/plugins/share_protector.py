@@ -80,8 +80,8 @@ _OTHERS_SETTLED = waiting.StatusSets(
     ready=frozenset({"settled", "mine"}),
     pending=frozenset({"busy"}),
 )
-#: Another job's (or a person's) snapshot in one of these is a Manila operation in
-#: flight on the share: a protect waits for it before making its own.
+#: Another job's snapshot in one of these is a Manila operation in flight on the
+#: share: a protect waits for it before making its own.
 _SNAPSHOT_IN_FLIGHT = (statuses.SNAPSHOT_CREATING | statuses.SNAPSHOT_BUSY
                        | statuses.SNAPSHOT_DELETING)
 _SHARE_GONE = waiting.StatusSets(
@@ -352,10 +352,29 @@ class ShareProtector:
         return self._waiter.retry(call, deadline, what)
 
     def _mutate(self, what: str, call: typing.Callable[[], _T]) -> _T:
-        """A mutating request, sent only once the guard allows it."""
+        """A mutating request, sent only once the guard allows it.
+
+        A refusal by the guard is marked (``details.refused_before``): no request
+        was sent, and it is not retried here.
+        """
         if self._guard is not None:
-            self._guard(what)
+            try:
+                self._guard(what)
+            except exception.ProtectorError as exc:
+                exc.details["refused_before"] = what
+                raise
         return call()
+
+    @staticmethod
+    def _answer_lost(exc: exception.ProtectorError) -> bool:
+        """Whether a mutating request failed in a way that may hide that Manila acted."""
+        return exc.retryable and "refused_before" not in exc.details
+
+    def _resend(self, attempt: typing.Callable[[], _T], deadline: waiting.Deadline,
+                what: str) -> _T:
+        """Run ``attempt`` again after lost answers, at most REQUEST_ATTEMPTS times."""
+        return self._waiter.retry(attempt, deadline, what, attempts=REQUEST_ATTEMPTS,
+                                  retry_if=self._answer_lost)
 
     def _create(
         self,
@@ -388,11 +407,11 @@ class ShareProtector:
             try:
                 return self._mutate(what, create)
             except exception.ProtectorError as exc:
-                lost = lost or exc.retryable
+                lost = lost or self._answer_lost(exc)
                 raise
 
         try:
-            return self._waiter.retry(attempt, deadline, what, attempts=REQUEST_ATTEMPTS), lost
+            return self._resend(attempt, deadline, what), lost
         except exception.ProtectorError:
             if not lost:
                 raise
@@ -431,10 +450,10 @@ class ShareProtector:
             try:
                 self._mutate(what, delete)
             except exception.ProtectorError as exc:
-                lost = lost or exc.retryable
+                lost = lost or self._answer_lost(exc)
                 raise
 
-        self._waiter.retry(attempt, deadline, what, attempts=REQUEST_ATTEMPTS)
+        self._resend(attempt, deadline, what)
 
     @staticmethod
     def _left_behind(exc: exception.ProtectorError, key: str, resource_id: str,
@@ -550,6 +569,20 @@ class ShareProtector:
         return f"{description} {marker}" if description else marker
 
     @staticmethod
+    def _job_of(snapshot: typing.Mapping[str, typing.Any]) -> str | None:
+        """The job tag a snapshot carries (metadata, or the description's marker)."""
+        tag = (snapshot.get("metadata") or {}).get(JOB_TAG_KEY)
+        if tag:
+            return str(tag)
+        description = snapshot.get("description") or ""
+        prefix = _DESCRIPTION_MARKER.split("{tag}")[0]
+        start = description.rfind(prefix)
+        if start < 0:
+            return None
+        end = description.find("]", start)
+        return description[start + len(prefix):end] if end > 0 else None
+
+    @staticmethod
     def _tagged(snapshots: list[dict[str, typing.Any]],
                 job_tag: str) -> list[dict[str, typing.Any]]:
         """The snapshots made by job ``job_tag`` that are not being deleted, oldest first."""
@@ -568,13 +601,14 @@ class ShareProtector:
     def _own_snapshot_once_settled(
         self, share_id: str, job_tag: str, deadline: waiting.Deadline
     ) -> dict[str, typing.Any] | None:
-        """The snapshot this job made earlier; else wait until no other is in flight.
+        """The snapshot this job made earlier; else wait until no other job's is in flight.
 
-        A snapshot being made or deleted by someone else is a Manila operation in
-        progress on the share: the lock should have kept it out, but a lock
-        backend that lost its state (a Redis restart without persistence) does
-        not, so the share itself is asked too.  The first look is the tag lookup
-        a protect makes anyway.
+        A snapshot of another job being made or deleted is that job still at work
+        on the share: the lock should have kept us out, but a lock backend that
+        lost its state (a Redis restart without persistence) does not, so the
+        share itself is asked too.  (A person's snapshot does not hold us up:
+        Manila takes several at once.)  The first look is the tag lookup a
+        protect makes anyway.
         """
         mine: list[dict[str, typing.Any]] = []
 
@@ -583,7 +617,8 @@ class ShareProtector:
             mine[:] = self._tagged(snapshots, job_tag)[:1]
             if mine:
                 return "mine"
-            busy = [s for s in snapshots if s.get("status") in _SNAPSHOT_IN_FLIGHT]
+            busy = [s for s in snapshots if s.get("status") in _SNAPSHOT_IN_FLIGHT
+                    and self._job_of(s) not in (None, job_tag)]
             if busy:
                 LOG.info("share %s: waiting for snapshot(s) %s in flight", share_id,
                          ", ".join(s["id"] for s in busy))
@@ -846,8 +881,7 @@ class ShareProtector:
                     self._mutate(f"access rule for share {share_id}",
                                  lambda rule=rule: self._manila.allow_access(share_id, rule))
 
-        self._waiter.retry(allow_missing, deadline, f"allowing access to share {share_id}",
-                           attempts=REQUEST_ATTEMPTS)
+        self._resend(allow_missing, deadline, f"allowing access to share {share_id}")
         wanted = {key(r.to_dict()) for r in rules}
 
         def fetch() -> str:

@@ -208,12 +208,14 @@ class Waiter:
         what: str,
         *,
         attempts: int | None = None,
+        retry_if: typing.Callable[[exception.ProtectorError], bool] | None = None,
     ) -> _T:
         """Run ``call``, again after each retryable error, with this waiter's backoff.
 
         For idempotent requests (reads, and lookups after a failed create): a 5xx,
         a timeout or a broken connection is retried until the deadline passes or
-        ``attempts`` calls were made; the last error is raised then.
+        ``attempts`` calls were made; the last error is raised then.  ``retry_if``
+        narrows which retryable errors are retried.
 
         :raises exception.ProtectorError: a non-retryable error at once, a retryable
             one when the deadline or the attempts ran out.
@@ -227,7 +229,8 @@ class Waiter:
             except exception.ProtectorError as exc:
                 remaining = deadline.remaining()
                 if (not exc.retryable or remaining <= 0
-                        or (attempts is not None and tries >= attempts)):
+                        or (attempts is not None and tries >= attempts)
+                        or (retry_if is not None and not retry_if(exc))):
                     raise
                 LOG.info("%s failed (%s, attempt %d); retrying", what, exc.code, tries)
             interval = self.policy.next_interval(self.clock.now() - started, self._rng)

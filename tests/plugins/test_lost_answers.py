@@ -22,6 +22,7 @@ NEW = share_protector.RestoreOptions()
 #: Seconds the client waits for an answer; a lost answer comes LATE seconds late.
 CLIENT_TIMEOUT = 0.5
 LATE = 1.5
+JOB = share_protector.JOB_TAG_KEY
 SNAPSHOTS = r"/snapshots$"
 SHARES = r"/shares$"
 
@@ -116,16 +117,29 @@ def test_a_snapshot_that_cannot_be_deleted_is_named_in_the_error(
                                   "cleaned_up": False}
 
 
-def test_a_protect_waits_for_a_snapshot_in_flight_on_the_share(
+def test_a_protect_waits_for_another_jobs_snapshot_in_flight_on_the_share(
         standin, protector, share, manila, vclock):
+    """What a lock backend that forgot its locks would let happen: two jobs at once."""
     standin.config.delays.snapshot_create = 20
-    other = manila._client.share_snapshots.create(share["id"], name="someone else's")
-    assert other.status == "creating"
+    other = manila.create_snapshot(share_id=share["id"], force=False, name="other job's",
+                                   description="", metadata={JOB: "job-before"})
+    assert other["status"] == "creating"
     saved = protector.protect(share["id"], OPTIONS, job_tag="job-after")
-    assert standin.snapshot(other.id)["status"] == "available"
-    assert saved.snapshot_id != other.id
+    assert standin.snapshot(other["id"])["status"] == "available"
+    assert saved.snapshot_id != other["id"]
     assert vclock.slept >= 40
     assert standin.conflicts() == []
+
+
+def test_a_persons_snapshot_in_flight_does_not_hold_a_protect_up(
+        standin, protector, share, manila, vclock):
+    standin.config.delays.snapshot_create = 20
+    theirs = manila.create_snapshot(share_id=share["id"], force=False, name="by hand",
+                                    description="", metadata=None)
+    saved = protector.protect(share["id"], OPTIONS, job_tag="job-now")
+    assert standin.snapshot(theirs["id"])["status"] == "available"
+    assert saved.snapshot_id != theirs["id"]
+    assert vclock.slept <= 20 * 1.25 + 0.25
 
 
 # -- restore ------------------------------------------------------------------------------
@@ -190,12 +204,37 @@ def test_the_guard_runs_before_every_mutation_and_can_stop_it(
                                                                      job_tag="job-g")
     assert asked == [f"snapshot of share {share['id']}"]
 
+    refused = []
+
     def lost(what):
+        refused.append(what)
         raise exception.LockUnavailable(f"lock lost before {what}")
 
     before = standin.count_requests(mutating=True)
-    with pytest.raises(exception.LockUnavailable):
+    with pytest.raises(exception.LockUnavailable) as info:
         make_protector(runtime, impatient, guard=lost).restore(saved, NEW, job_tag="job-r")
+    assert info.value.details["refused_before"] == f"share from snapshot {saved.snapshot_id}"
     with pytest.raises(exception.LockUnavailable):
         make_protector(runtime, impatient, guard=lost).delete(saved)
+    # A refusal is final: asked once per operation, nothing sent, nothing retried.
+    assert len(refused) == 2
     assert standin.count_requests(mutating=True) == before
+
+
+def test_below_snapshot_metadata_another_jobs_snapshot_is_known_by_its_description(
+        standin, runtime, project, share, vclock):
+    factory = manila_client.ClientFactory(
+        lambda auth, connections: ks_session.Session(auth=auth, session=connections),
+        max_version="2.72")
+    old = factory.for_token(f"user:{project}", standin.endpoint)
+    assert not old.supports_snapshot_metadata
+    standin.config.delays.snapshot_create = 20
+    first = make_protector(runtime, old)
+    other = old.create_snapshot(
+        share_id=share["id"], force=False, name="other job's", metadata=None,
+        description=first._tagged_description("nightly", "job-before"))
+    saved = first.protect(share["id"], OPTIONS, job_tag="job-after")
+    assert standin.snapshot(other["id"])["status"] == "available"
+    assert standin.snapshot(saved.snapshot_id)["description"].endswith(
+        "[manila_protector_job=job-after]")
+    assert vclock.slept >= 40
