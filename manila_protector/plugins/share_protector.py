@@ -475,8 +475,9 @@ class ShareProtector:
         """Snapshot a share and return what a restore needs.
 
         Waits (bounded) for the share to be ``available``; adopts a snapshot
-        already tagged with ``job_tag``; a snapshot that ends in ``error`` is
-        deleted and the operation fails.
+        already tagged with ``job_tag``; when the protect fails once its snapshot
+        exists (it ended in ``error``, the deadline passed, Manila stayed
+        unreachable) the snapshot is deleted.
 
         :param caller: when given, the share must be the caller's (or the caller an admin).
         :raises exception.NotAuthorized: the share is another project's.
@@ -540,12 +541,12 @@ class ShareProtector:
             snapshot = polled.last
             rules = self._read(lambda: self._saved_rules(share_id), deadline,
                                f"reading the access rules of share {share_id}")
-            if lost and job_tag:
-                self._discard_duplicates(share_id, job_tag, snapshot_id, deadline)
         except exception.ProtectorError as exc:
             cleaned = self._discard_snapshot(snapshot_id)
             self._left_behind(exc, "snapshot_id", snapshot_id, cleaned)
             raise
+        if lost and job_tag:
+            self._discard_duplicates(share_id, job_tag, snapshot_id)
         return SavedInfo(
             snapshot_id=snapshot_id,
             share_id=share_id,
@@ -628,11 +629,19 @@ class ShareProtector:
         self._wait(fetch, _OTHERS_SETTLED, deadline, f"snapshots in flight on share {share_id}")
         return mine[0] if mine else None
 
-    def _discard_duplicates(self, share_id: str, job_tag: str, keep: str,
-                            deadline: waiting.Deadline) -> None:
-        """Delete other snapshots of this job: made by a request whose answer was lost."""
-        snapshots = self._read(lambda: self._manila.list_snapshots(share_id), deadline,
-                               f"listing the snapshots of share {share_id}")
+    def _discard_duplicates(self, share_id: str, job_tag: str, keep: str) -> None:
+        """Delete other snapshots of this job, made by a request whose answer was lost.
+
+        Best effort within the cleanup deadline; never raises (the job succeeded).
+        """
+        try:
+            snapshots = self._read(lambda: self._manila.list_snapshots(share_id),
+                                   self._deadline(self._timeouts.cleanup),
+                                   f"listing the snapshots of share {share_id}")
+        except exception.ProtectorError as exc:
+            LOG.warning("share %s: could not look for duplicate snapshots of job %s: %s",
+                        share_id, job_tag, exc)
+            return
         for snap in self._tagged(snapshots, job_tag):
             if snap["id"] != keep:
                 LOG.warning("share %s: deleting duplicate snapshot %s of job %s", share_id,
@@ -832,12 +841,12 @@ class ShareProtector:
             applied: tuple[manila_client.AccessRule, ...] = ()
             if options.restore_access_rules and saved.access_rules:
                 applied = self._apply_rules(share_id, saved.access_rules, deadline)
-            if lost and job_tag:
-                self._discard_duplicate_shares(job_tag, share_id, deadline)
         except exception.ProtectorError as exc:
             cleaned = self._discard_share(share_id)
             self._left_behind(exc, "share_id", share_id, cleaned)
             raise
+        if lost and job_tag:
+            self._discard_duplicate_shares(job_tag, share_id)
         # Re-applying access rules changes the share's access_rules_status, nothing the
         # result reports: the share as the wait last read it is the result.
         return self._result(polled.last, "new_share", applied)
@@ -853,11 +862,19 @@ class ShareProtector:
         tagged = self._tagged_shares(job_tag)
         return tagged[0] if tagged else None
 
-    def _discard_duplicate_shares(self, job_tag: str, keep: str,
-                                  deadline: waiting.Deadline) -> None:
-        """Delete other shares of this job: made by a request whose answer was lost."""
-        for share in self._read(lambda: self._tagged_shares(job_tag), deadline,
-                                f"looking for the shares of job {job_tag}"):
+    def _discard_duplicate_shares(self, job_tag: str, keep: str) -> None:
+        """Delete other shares of this job, made by a request whose answer was lost.
+
+        Best effort within the cleanup deadline; never raises (the job succeeded).
+        """
+        try:
+            shares = self._read(lambda: self._tagged_shares(job_tag),
+                                self._deadline(self._timeouts.cleanup),
+                                f"looking for the shares of job {job_tag}")
+        except exception.ProtectorError as exc:
+            LOG.warning("could not look for duplicate shares of job %s: %s", job_tag, exc)
+            return
+        for share in shares:
             if share["id"] != keep:
                 LOG.warning("deleting duplicate restored share %s of job %s", share["id"],
                             job_tag)

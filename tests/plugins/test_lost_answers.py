@@ -238,3 +238,13 @@ def test_below_snapshot_metadata_another_jobs_snapshot_is_known_by_its_descripti
     assert standin.snapshot(saved.snapshot_id)["description"].endswith(
         "[manila_protector_job=job-after]")
     assert vclock.slept >= 40
+
+
+def test_a_second_snapshot_of_the_same_job_is_deleted_and_the_first_kept(
+        standin, protector, share, manila):
+    """Two requests of one job both carried out (the first one's answer lost)."""
+    made = [manila.create_snapshot(share_id=share["id"], force=False, name=f"try {n}",
+                                   description="", metadata={JOB: "job-twice"})["id"]
+            for n in (1, 2)]
+    protector._discard_duplicates(share["id"], "job-twice", keep=made[0])
+    assert [s["id"] for s in standin.snapshots(share["id"])] == [made[0]]
