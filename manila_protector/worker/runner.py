@@ -324,6 +324,7 @@ class JobRunner:
             contents = self._contents.pop(job_id, None)
         stored = self._journal.begin(job_id)
         if stored.record.finished:
+            self._release_waiters(job_id, stored.record)
             return
         request = stored.request
         try:
@@ -342,12 +343,16 @@ class JobRunner:
             record = self._journal.finish(job_id, result=result)
         # The outcome is in the journal: a waiting caller may have it now, while the
         # terminal notification goes out (the journal resends it after a crash).
+        self._release_waiters(job_id, record)
+        self._announce_finished(record)
+
+    def _release_waiters(self, job_id: str, record: jobs.JobRecord) -> None:
+        """Hand a finished job's record to the callers waiting for it."""
         with self._done_lock:
             event = self._done.pop(job_id, None)
         if event is not None:
             event.record = record
             event.set()
-        self._announce_finished(record)
 
     def _execute(self, stored: journal_mod.StoredJob,
                  contents: _Contents) -> dict[str, typing.Any]:
