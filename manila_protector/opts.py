@@ -111,10 +111,11 @@ _MANILA_OPTS = [
     ),
     cfg.IntOpt(
         "list_page_size",
-        default=500,
+        default=1000,
         min=1,
         max=10000,
-        help="Shares per list request; share lists are always paginated.",
+        help="Shares per list request; share lists are always paginated. A Manila that "
+             "answers fewer per page (a lower cap) is paged through all the same.",
     ),
     cfg.FloatOpt(
         "poll_initial_interval",

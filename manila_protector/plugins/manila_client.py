@@ -168,8 +168,15 @@ class ManilaClient:
 
         ``is_public`` defaults to False here: python-manilaclient otherwise adds
         ``is_public=True`` and lists other projects' public shares.
+
+        A page shorter than ``page_size`` ends the list only once a longer page
+        was seen: a Manila that caps pages below ``page_size`` (older releases
+        cap every list at ``osapi_max_limit``) answers short pages all along,
+        and stopping at the first would silently drop shares from protection.
+        So a list that fits in one page costs one more (empty) request.
         """
         offset = 0
+        longest = 0
         while True:
             opts = {"is_public": False, **search_opts, "limit": page_size, "offset": offset}
             with translate_errors("list shares"):
@@ -182,8 +189,9 @@ class ManilaClient:
             if isinstance(page, tuple):  # with_count answers (shares, count)
                 page = page[0]
             yield from page
-            if len(page) < page_size:
+            if not page or len(page) < min(longest, page_size):
                 return
+            longest = max(longest, len(page))
             offset += len(page)
 
     def create_share(

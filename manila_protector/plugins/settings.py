@@ -17,7 +17,7 @@ class PluginSettings:
 
     wait_policy: waiting.WaitPolicy = waiting.WaitPolicy()
     timeouts: share_protector.Timeouts = share_protector.Timeouts()
-    list_page_size: int = 500
+    list_page_size: int = 1000
 
     @classmethod
     def from_conf(cls, conf: typing.Any, group: str = "manila") -> PluginSettings:

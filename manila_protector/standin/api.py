@@ -595,6 +595,9 @@ class ManilaApi:
         query = state_mod.ShareQuery()
         if "limit" in opts:
             query.limit = _non_negative_int("limit", opts.pop("limit"))
+        cap = self.state.config.max_limit
+        if cap is not None and (query.limit is None or query.limit > cap):
+            query.limit = cap
         if "offset" in opts:
             query.offset = _non_negative_int("offset", opts.pop("offset"))
         query.sort_key = opts.pop("sort_key", "created_at")

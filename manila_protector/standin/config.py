@@ -56,6 +56,9 @@ class StandInConfig:
     :param export_ip: address used in export locations.
     :param accept_noauth_tokens: accept ``user:project`` tokens (noauth) besides
         the registered ones.
+    :param max_limit: the most shares or snapshots one list answer holds, whatever
+        ``limit`` asks (older Manila releases' ``osapi_max_limit``); None: no cap
+        (Manila 23 pages shares and snapshots in the database, uncapped).
     :param share_from_snapshot_status: the status of a share being created from a
         snapshot (POST answer and until ready). ``creating_from_snapshot`` (at 2.54
         and later; ``creating`` below) is what drivers that copy asynchronously report
@@ -80,3 +83,4 @@ class StandInConfig:
     export_ip: str = "192.0.2.10"
     accept_noauth_tokens: bool = True
     share_from_snapshot_status: str = "creating_from_snapshot"
+    max_limit: int | None = None

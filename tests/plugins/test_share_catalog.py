@@ -88,6 +88,28 @@ def test_list_shares_is_paginated_and_returns_every_share_once(standin, catalog,
     assert [int(r.query.get("offset", "0")) for r in pages] == [0, 100, 200]
 
 
+def test_a_manila_capping_pages_below_the_page_size_is_paged_through_to_the_end(
+        standin, catalog, project):
+    """Older Manila releases cap every list at osapi_max_limit, whatever limit asks."""
+    standin.config.max_limit = 40
+    created = standin.create_shares(project, 250, name="share-{i}")
+    standin.reset_requests()
+
+    listed = catalog.list_shares()
+
+    assert sorted(ids(listed)) == sorted(created)
+    offsets = [int(r.query.get("offset", "0")) for r in list_requests(standin)]
+    assert offsets == [0, 40, 80, 120, 160, 200, 240]
+
+
+def test_a_list_that_fits_in_one_page_takes_one_more_request_to_be_sure(
+        standin, catalog, project):
+    created = standin.create_shares(project, 30, name="share-{i}")
+    standin.reset_requests()
+    assert sorted(ids(catalog.list_shares())) == sorted(created)
+    assert [int(r.query.get("offset", "0")) for r in list_requests(standin)] == [0, 30]
+
+
 def test_list_shares_of_a_project_without_shares_is_empty(standin, catalog):
     standin.reset_requests()
     assert catalog.list_shares() == []
@@ -169,9 +191,12 @@ def test_admin_lists_exactly_that_projects_shares_filtered_by_manila(
 
     assert sorted(ids(listed)) == sorted(theirs)
     assert {s.project_id for s in listed} == {other_project}
-    (request,) = list_requests(standin)
-    assert request.query["project_id"] == other_project
-    assert request.query["all_tenants"].lower() in ("1", "true")
+    requests = list_requests(standin)
+    # One page, and the empty one that proves it was the last.
+    assert [int(r.query.get("offset", "0")) for r in requests] == [0, 4]
+    for request in requests:
+        assert request.query["project_id"] == other_project
+        assert request.query["all_tenants"].lower() in ("1", "true")
 
 
 def test_member_lists_the_shares_of_its_own_project(standin, factory, runtime, project,

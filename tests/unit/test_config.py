@@ -38,7 +38,7 @@ def test_registering_twice_is_harmless():
     opts.register_opts(conf)
     opts.register_manila_opts(conf)
     conf([])
-    assert conf.manila.list_page_size == 500
+    assert conf.manila.list_page_size == 1000
 
 
 def test_list_opts_covers_every_group():
