@@ -663,25 +663,43 @@ class ShareProtector:
         return tuple(sorted(rules, key=lambda r: (r.access_type, r.access_to, r.access_level)))
 
     def _discard_snapshot(self, snapshot_id: str) -> bool:
-        """Delete what a failed job made, within the cleanup deadline; never raises.
+        """Delete a snapshot a failed job made (see :meth:`_discard`).
 
         :returns: whether the snapshot is gone.
         """
+        # Manila deletes a snapshot only once it is available or in error.
+        return self._discard(
+            f"snapshot {snapshot_id} of a failed job", self._snapshot_status(snapshot_id),
+            _SNAPSHOT_SETTLED, statuses.SNAPSHOT_DELETABLE,
+            lambda: self._manila.delete_snapshot(snapshot_id), _SNAPSHOT_GONE)
+
+    def _discard(
+        self,
+        what: str,
+        polled: _Polled,
+        settled: waiting.StatusSets,
+        deletable: frozenset[str],
+        delete: typing.Callable[[], None],
+        gone: waiting.StatusSets,
+    ) -> bool:
+        """Delete what a failed job made, within the cleanup deadline; never raises.
+
+        Waits for the resource to settle (``settled``), asks for its deletion when
+        its status is in ``deletable``, then waits until it is gone.
+
+        :returns: whether the resource is gone.
+        """
         deadline = self._deadline(self._timeouts.cleanup)
-        what = f"snapshot {snapshot_id} of a failed job"
-        polled = self._snapshot_status(snapshot_id)
         try:
-            # Manila deletes a snapshot only once it is available or in error.
-            status = self._wait(polled, _SNAPSHOT_SETTLED, deadline, what)
-            if status in statuses.SNAPSHOT_DELETABLE:
+            status = self._wait(polled, settled, deadline, what)
+            if status in deletable:
                 try:
-                    self._request_deletion(
-                        f"deleting {what}", lambda: self._manila.delete_snapshot(snapshot_id),
-                        polled, statuses.SNAPSHOT_DELETABLE, deadline)
+                    self._request_deletion(f"deleting {what}", delete, polled, deletable,
+                                           deadline)
                 except exception.NotFound:
                     status = waiting.GONE
             if status != waiting.GONE:
-                status = self._wait(polled, _SNAPSHOT_GONE, deadline, what, changed=True)
+                status = self._wait(polled, gone, deadline, what, changed=True)
         except exception.ProtectorError as exc:
             LOG.warning("could not delete %s: %s", what, exc)
             return False
@@ -929,33 +947,15 @@ class ShareProtector:
         return rules
 
     def _discard_share(self, share_id: str) -> bool:
-        """Delete a share a failed restore made, within the cleanup deadline; never raises.
+        """Delete a share a failed restore made (see :meth:`_discard`).
 
         :returns: whether the share is gone.
         """
-        deadline = self._deadline(self._timeouts.cleanup)
-        what = f"share {share_id} of a failed restore"
-        polled = self._share_status(share_id)
-        try:
-            # Manila deletes a share only once it is no longer being created.
-            status = self._wait(polled, _NEW_SHARE_READY, deadline, what)
-            if status in statuses.SHARE_DELETABLE:
-                try:
-                    self._request_deletion(
-                        f"deleting {what}", lambda: self._manila.delete_share(share_id), polled,
-                        statuses.SHARE_DELETABLE, deadline)
-                except exception.NotFound:
-                    status = waiting.GONE
-            if status != waiting.GONE:
-                status = self._wait(polled, _SHARE_GONE, deadline, what, changed=True)
-        except exception.ProtectorError as exc:
-            LOG.warning("could not delete %s: %s", what, exc)
-            return False
-        if status != waiting.GONE:
-            LOG.warning("could not delete %s: it is %r", what, status)
-            return False
-        LOG.info("deleted %s", what)
-        return True
+        # Manila deletes a share only once it is no longer being created.
+        return self._discard(
+            f"share {share_id} of a failed restore", self._share_status(share_id),
+            _NEW_SHARE_READY, statuses.SHARE_DELETABLE,
+            lambda: self._manila.delete_share(share_id), _SHARE_GONE)
 
     @staticmethod
     def _result(share: typing.Mapping[str, typing.Any], mode: str,

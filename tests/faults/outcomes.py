@@ -24,9 +24,9 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def job_tag(snapshot: dict[str, typing.Any]) -> str | None:
-    """The job id a snapshot is tagged with (snapshot metadata), or None."""
-    return (snapshot.get("metadata") or {}).get(share_protector.JOB_TAG_KEY)
+def job_tag(resource: dict[str, typing.Any]) -> str | None:
+    """The job id a snapshot or restored share is tagged with (its metadata), or None."""
+    return (resource.get("metadata") or {}).get(share_protector.JOB_TAG_KEY)
 
 
 @dataclasses.dataclass

@@ -11,7 +11,6 @@ import collections
 
 import pytest
 
-from manila_protector.plugins import share_protector
 from manila_protector.standin import config as standin_config
 
 from faults import outcomes
@@ -45,8 +44,7 @@ def terminal_counts(found: outcomes.Outcomes, report_row, operation: str) -> Non
 def tagged_shares(standin, job_ids) -> collections.Counter:
     wanted = set(job_ids)
     return collections.Counter(
-        tag for tag in ((s.get("metadata") or {}).get(share_protector.JOB_TAG_KEY)
-                        for s in standin.shares()) if tag in wanted)
+        tag for tag in map(outcomes.job_tag, standin.shares()) if tag in wanted)
 
 
 def test_manila_faults_end_every_job_once_with_a_clear_outcome_and_no_duplicate(
@@ -141,11 +139,14 @@ FAILURES = {
 RULES = [{"access_type": "ip", "access_to": "10.0.0.0/24", "access_level": "rw"}]
 
 
-def run_one(operation, script, standin, workers, redis_server, make_client, ctxt, project):
-    """One job under one scripted fault: its record and what it made (tagged with its id).
+def run_one(fault, make_standin, workers, redis_server, make_client, ctxt, project):
+    """One job under one scripted fault: its record, its operation and what it made
+    (tagged with its id).
 
     The share has an access rule and a restore re-applies it.
     """
+    operation, script = fault
+    standin = make_standin(standin_config.Delays(snapshot_create=0.2, share_create=0.2))
     share = standin.create_share(project, size=1, access_rules=RULES)
     config = workers.configure(standin, redis_url=redis_server.url, options={"manila": {
         "timeout": CLIENT_TIMEOUT, "protect_timeout": DEADLINE, "restore_timeout": DEADLINE}})
@@ -161,20 +162,17 @@ def run_one(operation, script, standin, workers, redis_server, make_client, ctxt
         made = [s for s in standin.snapshots(share["id"]) if outcomes.job_tag(s) == job_id]
     else:
         record = client.restore(ctxt, job_id, share["id"], saved, {"restore_name": "faults"})
-        made = [s for s in standin.shares()
-                if (s.get("metadata") or {}).get(share_protector.JOB_TAG_KEY) == job_id]
+        made = [s for s in standin.shares() if outcomes.job_tag(s) == job_id]
     standin.faults.clear()
-    return record, made
+    return record, operation, made
 
 
 @pytest.mark.parametrize("fault", sorted(LOST_ANSWERS))
 def test_a_job_whose_answer_manila_lost_adopts_what_manila_made(
         fault, make_standin, redis_server, workers, notifications, make_client, ctxt,
         project):
-    standin = make_standin(standin_config.Delays(snapshot_create=0.2, share_create=0.2))
-    operation, script = LOST_ANSWERS[fault]
-    record, made = run_one(operation, script, standin, workers, redis_server, make_client,
-                           ctxt, project)
+    record, operation, made = run_one(LOST_ANSWERS[fault], make_standin, workers, redis_server,
+                                      make_client, ctxt, project)
     assert record["status"] == "succeeded", record
     key = "snapshot_id" if operation == "protect" else "share_id"
     assert [m["id"] for m in made] == [record["result"][key]]
@@ -185,10 +183,8 @@ def test_a_job_whose_answer_manila_lost_adopts_what_manila_made(
 def test_a_job_failed_by_manila_leaves_nothing_behind(
         fault, make_standin, redis_server, workers, notifications, make_client, ctxt,
         project):
-    standin = make_standin(standin_config.Delays(snapshot_create=0.2, share_create=0.2))
-    operation, script = FAILURES[fault]
-    record, made = run_one(operation, script, standin, workers, redis_server, make_client,
-                           ctxt, project)
+    record, operation, made = run_one(FAILURES[fault], make_standin, workers, redis_server,
+                                      make_client, ctxt, project)
     assert record["status"] == "failed", record
     assert record["error"]["code"] == "manila_unavailable"
     assert record["error"]["retryable"] is True
