@@ -35,11 +35,12 @@ import uuid
 
 from keystoneauth1 import session as ks_session
 
-from manila_protector.plugins import manila_client
+from manila_protector import jobs
+from manila_protector.plugins import client_factory
 from manila_protector.plugins import share_protector
+from manila_protector.plugins import values
 from manila_protector.plugins import waiting
 from manila_protector.standin import ManilaStandIn, ManualClock, StandInConfig
-from manila_protector.worker import jobs
 
 from bench import report
 from bench import rig
@@ -101,10 +102,10 @@ def virtual_runs(seeds: int) -> dict[tuple[float, float, float], list[Run]]:
     runs: dict[tuple[float, float, float], list[Run]] = {}
     with ManilaStandIn(StandInConfig(), clock=manual) as standin:
         project = rig.unlimited_project(standin)
-        factory = manila_client.ClientFactory(
+        factory = client_factory.ClientFactory(
             lambda auth, connections: ks_session.Session(auth=auth, session=connections))
         manila = factory.for_token(f"bench:{project}", standin.endpoint)
-        options = share_protector.ProtectOptions(snapshot_name="bench", description="")
+        options = values.ProtectOptions(snapshot_name="bench", description="")
         for t in T_VALUES:
             standin.config.delays.snapshot_create = t
             for factor, first in CONFIGS:

@@ -36,7 +36,7 @@ from manila_protector import opts
 from manila_protector.plugins import manila_client
 from manila_protector.plugins import protectable
 from manila_protector.plugins import resources
-from manila_protector.plugins import settings
+from manila_protector.plugins import runtime
 from manila_protector.standin import ManilaStandIn, StandInConfig
 
 from bench import report
@@ -45,7 +45,7 @@ from bench import rig
 TARGET_SPEEDUP = 10.0
 PAGE_SIZES = (500, 1000)
 #: ``[manila] list_page_size`` by default.
-DEFAULT_PAGE_SIZE = settings.PluginSettings().list_page_size
+DEFAULT_PAGE_SIZE = runtime.PluginSettings().list_page_size
 ADMIN_TOKEN = "bench-admin:admin-project"
 
 

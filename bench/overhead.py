@@ -40,12 +40,13 @@ from manilaclient import api_versions
 from manilaclient import client as manilaclient
 from manilaclient import exceptions as manila_exc
 
+from manila_protector import jobs
+from manila_protector.plugins import client_factory
+from manila_protector.plugins import job_tags
 from manila_protector.plugins import manila_client
 from manila_protector.plugins import schemas
-from manila_protector.plugins import share_protector
 from manila_protector.rpc import notifier as notifier_mod
 from manila_protector.standin import ManilaStandIn, StandInConfig
-from manila_protector.worker import jobs
 from manila_protector.worker import journal as journal_mod
 from manila_protector.worker import locks as locks_mod
 
@@ -104,7 +105,7 @@ class BareSide:
     """
 
     name = "bare"
-    TAG = share_protector.JOB_TAG_KEY
+    TAG = job_tags.KEY
 
     def __init__(self, client: typing.Any, share_id: str) -> None:
         self.client = client
@@ -315,7 +316,7 @@ class Breakdown:
          ("get_share", "create_share", "delete_share", "revert_share",
           "find_shares_by_metadata", "get_snapshot", "list_snapshots", "create_snapshot",
           "delete_snapshot", "list_access_rules", "allow_access")),
-        ("Manila client per job (session, client)", manila_client.ClientFactory,
+        ("Manila client per job (session, client)", client_factory.ClientFactory,
          ("for_context",)),
         ("journal (SQLite, synchronous=FULL)", journal_mod.Journal,
          ("accept", "begin", "finish", "mark_notified", "get", "start_notified")),

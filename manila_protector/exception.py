@@ -129,6 +129,37 @@ class LockUnavailable(ProtectorError):
     retryable = True
 
 
+class GuardRefused(ProtectorError):
+    """A request that would change Manila was stopped before it was sent: Manila was not asked.
+
+    Raised where the job's guard (the worker's proof that it still holds the
+    share's lock) refused; it carries the code and retryability of the guard's
+    own reason (e.g. ``lock_unavailable``) and names the request in
+    ``details.refused_before``.  Such a request is never sent again by the job.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request_id: str | None = None,
+        details: dict[str, typing.Any] | None = None,
+        code: str = ProtectorError.code,
+        retryable: bool = False,
+    ) -> None:
+        super().__init__(message, request_id=request_id, details=details)
+        self.code = code  # type: ignore[misc]
+        self.retryable = retryable  # type: ignore[misc]
+        self.kwargs.update(code=code, retryable=retryable)
+
+    @classmethod
+    def before(cls, what: str, reason: ProtectorError) -> GuardRefused:
+        """The refusal of ``what`` (a description of the request) for ``reason``."""
+        return cls(reason.message, request_id=reason.request_id,
+                   details={**reason.details, "refused_before": what},
+                   code=reason.code, retryable=reason.retryable)
+
+
 class JobConflict(ProtectorError):
     """A job id was reused for a different operation or share."""
 

@@ -1,7 +1,16 @@
 """Every option of manila_protector, registered on a ``ConfigOpts`` passed in.
 
-Nothing is registered at import time.  ``list_opts()`` feeds
-``oslo-config-generator --namespace manila_protector`` (see ``etc/``).
+Nothing is registered at import time, and :func:`list_opts` changes nothing:
+it feeds ``oslo-config-generator --namespace manila_protector`` (see ``etc/``).
+The generator also calls :func:`set_lib_defaults` (entry point
+``oslo.config.opts.defaults``) so that the sample shows the worker's own
+defaults of oslo.messaging's options.
+
+Each default lives in one place: the plugin core's value types
+(:class:`~manila_protector.plugins.waiting.WaitPolicy`,
+:class:`~manila_protector.plugins.values.Timeouts`,
+:class:`~manila_protector.plugins.runtime.PluginSettings`) and the RPC
+contract hold theirs, and the options here read them.
 
 Option names are part of the product: deployment tools and the docs rely on them.
 """
@@ -15,8 +24,21 @@ from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
 import oslo_messaging
 
-#: The worker's RPC exchange: its own, apart from OpenStack services' ``openstack``.
-CONTROL_EXCHANGE = "manila_protector"
+from manila_protector.plugins import runtime
+from manila_protector.plugins import values
+from manila_protector.plugins import waiting
+from manila_protector.rpc import contract
+
+#: oslo.messaging options whose defaults differ for the worker: (group, name) -> value.
+#: Durable queues and exchanges: a RabbitMQ restart loses no accepted request and no
+#: unread notification (callers and consumers on the same exchange must match).
+MESSAGING_DEFAULTS: dict[tuple[str, str], object] = {
+    ("DEFAULT", "control_exchange"): contract.CONTROL_EXCHANGE,
+    ("oslo_messaging_rabbit", "amqp_durable_queues"): True,
+}
+
+_WAIT = waiting.WaitPolicy
+_TIMEOUTS = values.Timeouts
 
 MANILA_GROUP = "manila"
 WORKER_GROUP = "worker"
@@ -42,7 +64,7 @@ _DEFAULT_OPTS = [
 _WORKER_OPTS = [
     cfg.StrOpt(
         "topic",
-        default="manila_protector",
+        default=contract.DEFAULT_TOPIC,
         help="RPC topic the workers listen on. Every worker on one topic shares the work.",
     ),
     cfg.IntOpt(
@@ -111,7 +133,7 @@ _MANILA_OPTS = [
     ),
     cfg.IntOpt(
         "list_page_size",
-        default=1000,
+        default=runtime.PluginSettings.list_page_size,
         min=1,
         max=10000,
         help="Shares per list request; share lists are always paginated. A Manila that "
@@ -119,13 +141,13 @@ _MANILA_OPTS = [
     ),
     cfg.FloatOpt(
         "poll_initial_interval",
-        default=0.25,
+        default=_WAIT.initial_interval,
         min=0.01,
         help="Seconds between the first and second status poll of a wait.",
     ),
     cfg.FloatOpt(
         "poll_backoff_factor",
-        default=1.25,
+        default=_WAIT.backoff_factor,
         min=1.0,
         help="Each poll interval is this many times the previous one. The lateness of "
              "noticing that Manila finished stays within (factor - 1) of the time "
@@ -133,13 +155,13 @@ _MANILA_OPTS = [
     ),
     cfg.FloatOpt(
         "poll_max_interval",
-        default=15.0,
+        default=_WAIT.max_interval,
         min=0.01,
         help="Poll intervals never grow past this many seconds.",
     ),
     cfg.FloatOpt(
         "poll_jitter",
-        default=0.1,
+        default=_WAIT.jitter,
         min=0.0,
         max=0.99,
         help="Each poll interval is shortened by a random fraction up to this, so many "
@@ -147,23 +169,23 @@ _MANILA_OPTS = [
     ),
     cfg.FloatOpt(
         "poll_first_delay",
-        default=0.0,
+        default=_WAIT.first_delay,
         min=0.0,
         help="Seconds before the first poll of a wait (0: at once). A real Manila never "
              "finishes a snapshot or share at once, so 0.25 spares one status request per "
              "wait; an operation that is done at once then ends that much later.",
     ),
-    cfg.FloatOpt("protect_timeout", default=3600.0, min=1,
+    cfg.FloatOpt("protect_timeout", default=_TIMEOUTS.protect, min=1,
                  help="Deadline in seconds of a protect (waiting for the share and the "
                       "snapshot)."),
-    cfg.FloatOpt("restore_timeout", default=3600.0, min=1,
+    cfg.FloatOpt("restore_timeout", default=_TIMEOUTS.restore, min=1,
                  help="Deadline in seconds of a restore (the new share and its access "
                       "rules, or the revert)."),
-    cfg.FloatOpt("delete_timeout", default=1800.0, min=1,
+    cfg.FloatOpt("delete_timeout", default=_TIMEOUTS.delete, min=1,
                  help="Deadline in seconds of a snapshot delete."),
-    cfg.FloatOpt("verify_timeout", default=300.0, min=1,
+    cfg.FloatOpt("verify_timeout", default=_TIMEOUTS.verify, min=1,
                  help="Deadline in seconds of a verify."),
-    cfg.FloatOpt("cleanup_timeout", default=300.0, min=1,
+    cfg.FloatOpt("cleanup_timeout", default=_TIMEOUTS.cleanup, min=1,
                  help="Seconds a failed protect or restore may spend deleting the snapshot "
                       "or share it made (after its own deadline, if that is why it failed). "
                       "What is still there then is named in the job's error "
@@ -211,14 +233,34 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     register_manila_opts(conf)
 
 
-def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
-    """All options, for oslo-config-generator (``oslo.config.opts`` entry point).
+def set_messaging_defaults(conf: cfg.ConfigOpts) -> None:
+    """Give ``conf`` the worker's defaults of oslo.messaging options (a configured value wins).
 
-    Also sets oslo.messaging's ``control_exchange`` default to the worker's, so the
-    sample file generated with the ``oslo.messaging`` namespace shows the value the
-    worker really uses.
+    On this conf only: :func:`set_lib_defaults` changes the default of every
+    ConfigOpts in the process.
     """
-    oslo_messaging.set_transport_defaults(control_exchange=CONTROL_EXCHANGE)
+    for (group, name), value in MESSAGING_DEFAULTS.items():
+        conf.set_default(name, value, group=None if group == "DEFAULT" else group)
+
+
+def set_lib_defaults() -> None:
+    """The worker's defaults of oslo.messaging options, process-wide, for the sample file.
+
+    Called by oslo-config-generator (entry point ``oslo.config.opts.defaults``)
+    before it lists the ``oslo.messaging`` namespace; nothing else calls it.
+    """
+    oslo_messaging.set_transport_defaults(
+        control_exchange=MESSAGING_DEFAULTS[("DEFAULT", "control_exchange")])
+    try:  # NOTE: oslo.messaging offers no public setter for its rabbit options
+        from oslo_messaging._drivers import amqp
+    except ImportError:  # pragma: no cover - another oslo.messaging layout
+        return
+    cfg.set_defaults(amqp.amqp_opts, amqp_durable_queues=MESSAGING_DEFAULTS[
+        ("oslo_messaging_rabbit", "amqp_durable_queues")])
+
+
+def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
+    """All options, for oslo-config-generator (``oslo.config.opts`` entry point); pure."""
     manila_opts = _MANILA_OPTS + _keystoneauth_opts() + ks_loading.get_auth_plugin_conf_options(
         "password")
     return [

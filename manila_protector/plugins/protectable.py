@@ -15,7 +15,7 @@ from oslo_config import cfg
 from manila_protector import exception
 from manila_protector import opts
 from manila_protector.plugins import resources
-from manila_protector.plugins import settings
+from manila_protector.plugins import runtime as plugin_runtime
 from manila_protector.plugins import share_catalog
 
 LOG = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class ShareProtectablePlugin:
     def __init__(self, context: typing.Any = None, conf: cfg.ConfigOpts | None = None) -> None:
         self._context = context
         self._conf = conf
-        self._runtime: settings.PluginRuntime | None = None
+        self._runtime: plugin_runtime.PluginRuntime | None = None
 
     def instance(self, context: typing.Any = None, conf: cfg.ConfigOpts | None = None
                  ) -> ShareProtectablePlugin:
@@ -79,7 +79,7 @@ class ShareProtectablePlugin:
         if self._runtime is None:
             conf = self._conf if self._conf is not None else cfg.ConfigOpts()
             opts.register_manila_opts(conf)
-            self._runtime = settings.PluginRuntime.from_conf(conf)
+            self._runtime = plugin_runtime.PluginRuntime.from_conf(conf)
         runtime = self._runtime
         return runtime.catalog(runtime.client(context or self._context))
 

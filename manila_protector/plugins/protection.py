@@ -21,9 +21,10 @@ from oslo_config import cfg
 from manila_protector import exception
 from manila_protector import opts
 from manila_protector.plugins import resources
+from manila_protector.plugins import runtime as plugin_runtime
 from manila_protector.plugins import schemas
-from manila_protector.plugins import settings
 from manila_protector.plugins import share_protector
+from manila_protector.plugins import values
 
 LOG = logging.getLogger(__name__)
 
@@ -85,8 +86,8 @@ class _PluginOperation(Operation):
         self._plugin = plugin
 
 
-def _caller(context: typing.Any) -> share_protector.Caller:
-    return share_protector.Caller(project_id=getattr(context, "project_id", None),
+def _caller(context: typing.Any) -> values.Caller:
+    return values.Caller(project_id=getattr(context, "project_id", None),
                                   is_admin=bool(getattr(context, "is_admin", False)))
 
 
@@ -98,7 +99,7 @@ class ProtectOperation(_PluginOperation):
         section = checkpoint.get_resource_bank_section(resource.id)
         section.update_object("status", STATUS_PROTECTING)
         try:
-            options = share_protector.ProtectOptions.from_parameters(parameters)
+            options = values.ProtectOptions.from_parameters(parameters)
             protector = self._plugin.protector(context)
             saved = protector.protect(resource.id, options,
                                       job_tag=_job_tag(checkpoint, resource, "protect"),
@@ -121,11 +122,11 @@ class RestoreOperation(_PluginOperation):
         restore = kwargs.get("restore")
         section = checkpoint.get_resource_bank_section(resource.id)
         try:
-            saved = share_protector.SavedInfo.from_dict(section.get_object("metadata"))
-            options = share_protector.RestoreOptions.from_parameters(parameters)
+            saved = values.SavedInfo.from_dict(section.get_object("metadata"))
+            options = values.RestoreOptions.from_parameters(parameters)
             if options.name is None and not options.target_share_id:
                 # Karbor's own naming of a restored share: <checkpoint>@<share>.
-                options = share_protector.RestoreOptions(
+                options = values.RestoreOptions(
                     target_share_id=None,
                     name=f"{getattr(checkpoint, 'id', 'checkpoint')}@{resource.id}",
                     description=options.description,
@@ -163,7 +164,7 @@ class VerifyOperation(_PluginOperation):
         section = checkpoint.get_resource_bank_section(resource.id)
         try:
             schemas.validate(schemas.VERIFY_SCHEMA, parameters, "parameters")
-            saved = share_protector.SavedInfo.from_dict(section.get_object("metadata"))
+            saved = values.SavedInfo.from_dict(section.get_object("metadata"))
             result = self._plugin.protector(context).verify(saved, caller=_caller(context))
         except Exception as exc:
             _log_failure(f"verify of share {resource.id}", exc)
@@ -184,7 +185,7 @@ class DeleteOperation(_PluginOperation):
         section = checkpoint.get_resource_bank_section(resource.id)
         section.update_object("status", STATUS_DELETING)
         try:
-            saved = share_protector.SavedInfo.from_dict(section.get_object("metadata"))
+            saved = values.SavedInfo.from_dict(section.get_object("metadata"))
             self._plugin.protector(context).delete(saved, caller=_caller(context))
         except Exception as exc:
             # Whatever failed, the bank must not keep saying 'deleting'.
@@ -205,17 +206,17 @@ class ManilaShareProtectionPlugin:
     _SUPPORT_RESOURCE_TYPES = (resources.SHARE_RESOURCE_TYPE,)
 
     def __init__(self, config: cfg.ConfigOpts | None = None,
-                 runtime: settings.PluginRuntime | None = None) -> None:
+                 runtime: plugin_runtime.PluginRuntime | None = None) -> None:
         self._config = config if config is not None else cfg.ConfigOpts()
         opts.register_manila_opts(self._config)
         self._runtime = runtime
 
     @property
-    def runtime(self) -> settings.PluginRuntime:
+    def runtime(self) -> plugin_runtime.PluginRuntime:
         # Built on first use: Karbor instantiates plugins while loading providers,
         # and loading must not need Manila to be reachable.
         if self._runtime is None:
-            self._runtime = settings.PluginRuntime.from_conf(self._config)
+            self._runtime = plugin_runtime.PluginRuntime.from_conf(self._config)
         return self._runtime
 
     def protector(self, context: typing.Any) -> share_protector.ShareProtector:

@@ -49,7 +49,7 @@ class ShareCatalog:
     :param page_size: shares per list request (lists are always paginated).
     """
 
-    def __init__(self, manila: manila_client.ManilaClient, page_size: int = 500) -> None:
+    def __init__(self, manila: manila_client.ManilaClient, page_size: int) -> None:
         if page_size < 1:
             raise ValueError("page_size must be >= 1")
         self._manila = manila

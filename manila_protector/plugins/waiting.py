@@ -20,14 +20,11 @@ import time
 import typing
 
 from manila_protector import exception
+from manila_protector.plugins import statuses as statuses_mod
 
 LOG = logging.getLogger(__name__)
 
 _T = typing.TypeVar("_T")
-
-#: The status a wait reports when the resource no longer exists (HTTP 404).
-GONE = "<gone>"
-
 
 class Clock(typing.Protocol):
     """A source of monotonic time that can also sleep (tests drive a virtual one)."""
@@ -112,22 +109,6 @@ class Deadline:
         return self.clock.now() - self.started_at
 
 
-@dataclasses.dataclass(frozen=True)
-class StatusSets:
-    """What a wait makes of each status it may see.
-
-    :param ready: the wait ends successfully.
-    :param pending: the wait goes on.
-    :param failed: the wait ends; the caller decides what failure means.
-    A status in none of them is unknown and fails the wait at once.
-    ``GONE`` may appear in any of the sets.
-    """
-
-    ready: frozenset[str]
-    pending: frozenset[str]
-    failed: frozenset[str] = frozenset()
-
-
 class Waiter:
     """Polls a status function until it reaches a terminal status or a deadline passes."""
 
@@ -141,31 +122,29 @@ class Waiter:
         self.clock = clock
         self._rng = rng or random.Random()
 
-    def wait(
+    def until(
         self,
-        fetch: typing.Callable[[], str],
-        statuses: StatusSets,
+        probe: typing.Callable[[], _T | None],
         deadline: Deadline,
         what: str,
         *,
         changed: bool = False,
-    ) -> str:
-        """Poll ``fetch`` until its status is in ``statuses.ready`` or ``statuses.failed``.
+        pending: typing.Callable[[], str | None] = lambda: None,
+    ) -> _T:
+        """Poll ``probe`` until it returns something other than None.
 
-        :param fetch: returns the current status, or ``GONE`` when the resource is gone.
-            It may raise a retryable :class:`exception.ProtectorError` (a 5xx, a
+        :param probe: returns the outcome, or None while the wait goes on.  It may
+            raise a retryable :class:`exception.ProtectorError` (a 5xx, a
             connection error): the wait retries it until the deadline.
-        :param statuses: how to read each status.
         :param deadline: when to give up.
-        :param what: how messages name the resource ("snapshot 123").
+        :param what: how messages name what is waited for ("snapshot 123").
         :param changed: the caller has just asked Manila to change the resource: the
             first poll waits the policy's ``first_delay``.
-        :returns: the terminal status (from ``ready`` or ``failed``).
+        :param pending: what was last seen while waiting (for the deadline's message).
+        :returns: the probe's first outcome that is not None.
         :raises exception.DeadlineExceeded: the deadline passed first.
-        :raises exception.OperationFailed: an unknown status was seen.
         """
         started = self.clock.now()
-        status: str | None = None
         last_error: exception.ProtectorError | None = None
         polls = 0
         if changed and self.policy.first_delay > 0:
@@ -173,7 +152,7 @@ class Waiter:
         while True:
             polls += 1
             try:
-                status = fetch()
+                outcome = probe()
                 last_error = None
             except exception.ProtectorError as exc:
                 if not exc.retryable:
@@ -181,25 +160,58 @@ class Waiter:
                 last_error = exc
                 LOG.debug("%s: transient error while polling: %s", what, exc)
             else:
-                if status in statuses.ready or status in statuses.failed:
-                    LOG.debug("%s: %s after %d poll(s), %.2fs",
-                              what, status, polls, deadline.elapsed())
-                    return status
-                if status not in statuses.pending:
-                    raise exception.OperationFailed(
-                        f"{what} has unexpected status {status!r}",
-                        details={"status": status, "unknown_status": True},
-                    )
+                if outcome is not None:
+                    LOG.debug("%s: done after %d poll(s), %.2fs", what, polls,
+                              deadline.elapsed())
+                    return outcome
             remaining = deadline.remaining()
             if remaining <= 0:
-                seen = f"still {status!r}" if last_error is None else f"unreachable ({last_error})"
+                seen = pending()
+                state = (f"still {seen!r}" if last_error is None
+                         else f"unreachable ({last_error})")
                 raise exception.DeadlineExceeded(
-                    f"{what} {seen} after {deadline.elapsed():.1f}s "
+                    f"{what} {state} after {deadline.elapsed():.1f}s "
                     f"(deadline {deadline.seconds:g}s)",
-                    details={"status": status, "polls": polls},
+                    details={"status": seen, "polls": polls},
                 )
             interval = self.policy.next_interval(self.clock.now() - started, self._rng)
             self.clock.sleep(min(interval, remaining))
+
+    def wait(
+        self,
+        fetch: typing.Callable[[], str],
+        statuses: statuses_mod.StatusSets,
+        deadline: Deadline,
+        what: str,
+        *,
+        changed: bool = False,
+    ) -> str:
+        """Poll ``fetch`` until its status is in ``statuses.ready`` or ``statuses.failed``.
+
+        :param fetch: returns the current status, or ``statuses.GONE`` when the
+            resource is gone; it may raise a retryable error (see :meth:`until`).
+        :param statuses: how to read each status.
+        :param deadline: when to give up.
+        :param what: how messages name the resource ("snapshot 123").
+        :param changed: see :meth:`until`.
+        :returns: the terminal status (from ``ready`` or ``failed``).
+        :raises exception.DeadlineExceeded: the deadline passed first.
+        :raises exception.OperationFailed: an unknown status was seen.
+        """
+        seen: list[str | None] = [None]
+
+        def terminal() -> str | None:
+            status = seen[0] = fetch()
+            if status in statuses.ready or status in statuses.failed:
+                return status
+            if status not in statuses.pending:
+                raise exception.OperationFailed(
+                    f"{what} has unexpected status {status!r}",
+                    details={"status": status, "unknown_status": True},
+                )
+            return None
+
+        return self.until(terminal, deadline, what, changed=changed, pending=lambda: seen[0])
 
     def retry(
         self,

@@ -21,17 +21,15 @@ import typing
 import oslo_messaging
 
 from manila_protector.rpc import context as rpc_context
-from manila_protector.rpc import endpoint
+from manila_protector.rpc import contract
 
-DEFAULT_TOPIC = "manila_protector"
-#: Modules whose exceptions a caller's transport rebuilds as the original types.
-ALLOWED_REMOTE_EXMODS = ["manila_protector.exception"]
+DEFAULT_TOPIC = contract.DEFAULT_TOPIC
 
 
 def get_transport(conf: typing.Any, url: str | None = None) -> typing.Any:
     """An RPC transport that turns the worker's errors back into our exception types."""
     return oslo_messaging.get_rpc_transport(conf, url=url,
-                                            allowed_remote_exmods=ALLOWED_REMOTE_EXMODS)
+                                            allowed_remote_exmods=contract.ALLOWED_REMOTE_EXMODS)
 
 
 class ProtectorAPI:
@@ -46,8 +44,8 @@ class ProtectorAPI:
 
     def __init__(self, transport: typing.Any, *, topic: str = DEFAULT_TOPIC,
                  timeout: float = 60.0, job_timeout: float = 4 * 3600.0) -> None:
-        target = oslo_messaging.Target(topic=topic, namespace=endpoint.NAMESPACE,
-                                       version=endpoint.VERSION)
+        target = oslo_messaging.Target(topic=topic, namespace=contract.NAMESPACE,
+                                       version=contract.VERSION)
         self._client = oslo_messaging.get_rpc_client(
             transport, target, serializer=rpc_context.RequestContextSerializer(),
             timeout=timeout)

@@ -13,10 +13,8 @@ import typing
 import oslo_messaging
 
 from manila_protector import exception
-from manila_protector.worker import jobs
-
-NAMESPACE = "manila_protector"
-VERSION = "1.0"
+from manila_protector import jobs
+from manila_protector.rpc import contract
 
 _expected = oslo_messaging.expected_exceptions(exception.ProtectorError)
 
@@ -63,7 +61,7 @@ def _refuse_unexpected(unexpected: dict[str, typing.Any]) -> None:
 class ProtectorEndpoint:
     """``manila_protector`` RPC API 1.0."""
 
-    target = oslo_messaging.Target(namespace=NAMESPACE, version=VERSION)
+    target = oslo_messaging.Target(namespace=contract.NAMESPACE, version=contract.VERSION)
 
     def __init__(self, runner: Runner) -> None:
         self._runner = runner

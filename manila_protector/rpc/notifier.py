@@ -13,8 +13,8 @@ import typing
 from oslo_context import context as oslo_context
 import oslo_messaging
 
+from manila_protector import jobs
 from manila_protector.rpc import context as rpc_context
-from manila_protector.worker import jobs
 
 LOG = logging.getLogger(__name__)
 

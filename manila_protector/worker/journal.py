@@ -22,7 +22,7 @@ import time
 import typing
 
 from manila_protector import exception
-from manila_protector.worker import jobs
+from manila_protector import jobs
 
 LOG = logging.getLogger(__name__)
 
@@ -70,13 +70,14 @@ class StoredJob(typing.NamedTuple):
     auth_token: str | None
 
 
-def _record(row: typing.Sequence[typing.Any]) -> jobs.JobRecord:
+def _record(row: sqlite3.Row) -> jobs.JobRecord:
     return jobs.JobRecord(
-        job_id=row[0], operation=row[1], share_id=row[2], project_id=row[3], status=row[4],
-        result=json.loads(row[5]) if row[5] else None,
-        error=json.loads(row[6]) if row[6] else None,
-        created_at=row[7], started_at=row[8], finished_at=row[9], host=row[10],
-        request_id=row[11],
+        job_id=row["job_id"], operation=row["operation"], share_id=row["share_id"],
+        project_id=row["project_id"], status=row["status"],
+        result=json.loads(row["result"]) if row["result"] else None,
+        error=json.loads(row["error"]) if row["error"] else None,
+        created_at=row["created_at"], started_at=row["started_at"],
+        finished_at=row["finished_at"], host=row["host"], request_id=row["request_id"],
     )
 
 
@@ -95,6 +96,7 @@ class Journal:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                                    timeout=30.0)
+        self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: a job the caller was told about survives a power cut, not only a crash.
         self._db.execute("PRAGMA synchronous=FULL")
@@ -266,12 +268,13 @@ class Journal:
     @classmethod
     def _stored(cls, db: sqlite3.Connection, job_id: str) -> StoredJob:
         record = cls._get(db, job_id)
-        request, context = db.execute(
+        row = db.execute(
             "SELECT request, context FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         token_row = db.execute(
             "SELECT auth_token FROM job_tokens WHERE job_id = ?", (job_id,)).fetchone()
-        return StoredJob(record, jobs.JobRequest(**json.loads(request)), json.loads(context),
-                         token_row[0] if token_row else None)
+        return StoredJob(record, jobs.JobRequest(**json.loads(row["request"])),
+                         json.loads(row["context"]),
+                         token_row["auth_token"] if token_row else None)
 
     def unfinished(self) -> list[str]:
         """Ids of jobs accepted or running (oldest first)."""
@@ -279,7 +282,7 @@ class Journal:
             rows = self._db.execute(
                 "SELECT job_id FROM jobs WHERE status IN (?, ?) ORDER BY created_at",
                 (jobs.ACCEPTED, jobs.RUNNING)).fetchall()
-        return [r[0] for r in rows]
+        return [r["job_id"] for r in rows]
 
     def unnotified(self) -> list[jobs.JobRecord]:
         """Finished jobs whose terminal notification was not recorded as sent."""
@@ -292,10 +295,10 @@ class Journal:
         with self._lock:
             row = self._db.execute("SELECT start_notified FROM jobs WHERE job_id = ?",
                                    (job_id,)).fetchone()
-        return bool(row and row[0])
+        return bool(row and row["start_notified"])
 
     def counts(self) -> dict[str, int]:
         """Jobs per status (for logs and health checks)."""
         with self._lock:
-            rows = self._db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status")
-            return {status: count for status, count in rows}
+            rows = self._db.execute("SELECT status, COUNT(*) AS jobs FROM jobs GROUP BY status")
+            return {row["status"]: row["jobs"] for row in rows}

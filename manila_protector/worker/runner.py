@@ -15,11 +15,11 @@ import threading
 import typing
 
 from manila_protector import exception
+from manila_protector import jobs
 from manila_protector.plugins import resources
+from manila_protector.plugins import runtime as plugin_runtime
 from manila_protector.plugins import schemas
-from manila_protector.plugins import settings
-from manila_protector.plugins import share_protector
-from manila_protector.worker import jobs
+from manila_protector.plugins import values
 from manila_protector.worker import journal as journal_mod
 
 LOG = logging.getLogger(__name__)
@@ -48,8 +48,8 @@ class HeldLock(typing.Protocol):
 class _Contents(typing.NamedTuple):
     """A request's parameters and saved info, validated and parsed."""
 
-    options: share_protector.ProtectOptions | share_protector.RestoreOptions | None
-    saved: share_protector.SavedInfo | None
+    options: values.ProtectOptions | values.RestoreOptions | None
+    saved: values.SavedInfo | None
 
 
 def _parse_contents(request: jobs.JobRequest) -> _Contents:
@@ -58,11 +58,11 @@ def _parse_contents(request: jobs.JobRequest) -> _Contents:
     :raises exception.InvalidRequest: naming the field and rule.
     """
     if request.operation == jobs.PROTECT:
-        return _Contents(share_protector.ProtectOptions.from_parameters(request.parameters),
+        return _Contents(values.ProtectOptions.from_parameters(request.parameters),
                          None)
-    saved = share_protector.SavedInfo.from_dict(request.saved_info)
+    saved = values.SavedInfo.from_dict(request.saved_info)
     if request.operation == jobs.RESTORE:
-        return _Contents(share_protector.RestoreOptions.from_parameters(request.parameters),
+        return _Contents(values.RestoreOptions.from_parameters(request.parameters),
                          saved)
     schemas.validate(schemas.VERIFY_SCHEMA, request.parameters, "parameters")
     return _Contents(None, saved)
@@ -148,7 +148,7 @@ class JobRunner:
         journal: journal_mod.Journal,
         locks: ShareLocks,
         notifier: Notifier,
-        runtime: settings.PluginRuntime,
+        runtime: plugin_runtime.PluginRuntime,
         host: str,
         max_concurrent_jobs: int,
         max_request_bytes: int,
@@ -362,20 +362,20 @@ class JobRunner:
         manila = self._runtime.factory.for_context(
             auth_token=stored.auth_token, service_catalog=context.get("service_catalog"),
             is_admin=admin)
-        caller = share_protector.Caller(project_id=context.get("project_id"), is_admin=admin)
+        caller = values.Caller(project_id=context.get("project_id"), is_admin=admin)
         with self._locks.hold(request.share_id) as held:
             # Every mutating request first proves that the share's lock is still ours.
             protector = self._runtime.protector(manila, guard=held.ensure)
             if request.operation == jobs.PROTECT:
                 return protector.protect(
-                    request.share_id, typing.cast(share_protector.ProtectOptions,
+                    request.share_id, typing.cast(values.ProtectOptions,
                                                   contents.options),
                     job_tag=request.job_id, caller=caller).to_dict()
             # Every operation but protect carries saved info.
-            saved = typing.cast(share_protector.SavedInfo, contents.saved)
+            saved = typing.cast(values.SavedInfo, contents.saved)
             if request.operation == jobs.RESTORE:
                 return protector.restore(
-                    saved, typing.cast(share_protector.RestoreOptions, contents.options),
+                    saved, typing.cast(values.RestoreOptions, contents.options),
                     job_tag=request.job_id, caller=caller).to_dict()
             if request.operation == jobs.DELETE:
                 return protector.delete(saved, caller=caller).to_dict()

@@ -22,7 +22,7 @@ import oslo_messaging
 from oslo_messaging import opts as oslo_messaging_opts
 
 from manila_protector import opts
-from manila_protector.plugins import settings
+from manila_protector.plugins import runtime as plugin_runtime
 from manila_protector.rpc import api as rpc_api
 from manila_protector.rpc import context as rpc_context
 from manila_protector.rpc import endpoint as rpc_endpoint
@@ -32,8 +32,6 @@ from manila_protector.worker import locks as locks_mod
 from manila_protector.worker import runner as runner_mod
 
 LOG = logging.getLogger(__name__)
-
-CONTROL_EXCHANGE = opts.CONTROL_EXCHANGE
 
 
 def _register_messaging_opts(conf: cfg.ConfigOpts) -> None:
@@ -64,10 +62,7 @@ def prepare_conf(conf: cfg.ConfigOpts) -> None:
     logging.register_options(conf)
     opts.register_opts(conf)
     _register_messaging_opts(conf)
-    # On this conf only: oslo_messaging.set_transport_defaults() would change the
-    # default of every ConfigOpts in the process (and the generated sample file).
-    conf.set_default("control_exchange", CONTROL_EXCHANGE)
-    conf.set_default("amqp_durable_queues", True, group="oslo_messaging_rabbit")
+    opts.set_messaging_defaults(conf)
 
 
 class WorkerService:
@@ -85,14 +80,14 @@ class WorkerService:
         *,
         transport: typing.Any = None,
         notification_transport: typing.Any = None,
-        runtime: settings.PluginRuntime | None = None,
+        runtime: plugin_runtime.PluginRuntime | None = None,
     ) -> None:
         self.conf = conf
         self._own_transports = transport is None
         self.transport = transport or rpc_api.get_transport(conf)
         self.notification_transport = (notification_transport
                                        or oslo_messaging.get_notification_transport(conf))
-        self.runtime = runtime or settings.PluginRuntime.from_conf(conf)
+        self.runtime = runtime or plugin_runtime.PluginRuntime.from_conf(conf)
         self.host = conf.host
         self.journal: journal_mod.Journal | None = None
         self.locks: locks_mod.ShareLocks | None = None

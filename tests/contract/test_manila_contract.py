@@ -14,8 +14,8 @@ import pytest
 from oslo_context import context as oslo_context
 
 from manila_protector import exception
+from manila_protector.plugins import job_tags
 from manila_protector.plugins import resources
-from manila_protector.plugins import share_protector
 
 from support import manila_backends
 
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.contract, pytest.mark.functional]
 
 OPTIONS = {"snapshot_name": "contract", "description": "contract tier", "force": False}
 RULES = (("ip", "10.0.0.0/24", "rw"), ("ip", "192.0.2.7", "ro"))
-TAG = share_protector.JOB_TAG_KEY
+TAG = job_tags.KEY
 PROTECT_START = "manila_protector.protect.start"
 PROTECT_END = "manila_protector.protect.end"
 #: Seconds a worker may take to exit after SIGTERM (its shutdown_timeout is 10 s).

@@ -8,7 +8,7 @@ import dataclasses
 import typing
 import uuid
 
-from manila_protector.plugins import share_protector
+from manila_protector.plugins import job_tags
 
 OPTIONS = {"snapshot_name": "faults", "description": "fault injection", "force": False}
 
@@ -26,7 +26,7 @@ def new_id() -> str:
 
 def job_tag(resource: dict[str, typing.Any]) -> str | None:
     """The job id a snapshot or restored share is tagged with (its metadata), or None."""
-    return (resource.get("metadata") or {}).get(share_protector.JOB_TAG_KEY)
+    return (resource.get("metadata") or {}).get(job_tags.KEY)
 
 
 @dataclasses.dataclass

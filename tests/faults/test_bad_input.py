@@ -23,7 +23,7 @@ import oslo_messaging
 import pytest
 
 from manila_protector import exception
-from manila_protector.rpc import endpoint
+from manila_protector.rpc import contract
 
 from faults import outcomes
 
@@ -253,13 +253,13 @@ def bad_requests(draw: st.DrawFn) -> Request:
                                 st.text(min_size=1, max_size=40)).filter(
             lambda m: m not in SIGNATURES))
         return Request(method, draw(st.dictionaries(junk_names, json_values, max_size=3)),
-                       endpoint.NAMESPACE, endpoint.VERSION, "unknown method")
+                       contract.NAMESPACE, contract.VERSION, "unknown method")
     method = draw(st.sampled_from(sorted(SIGNATURES)))
     arguments = good_arguments(method)
     if kind == "version":
         namespace, version = draw(st.sampled_from([
-            (endpoint.NAMESPACE, "2.0"), (endpoint.NAMESPACE, "1.1"),
-            (endpoint.NAMESPACE, "0.9"), ("karbor", "1.0"), (None, "1.0")]))
+            (contract.NAMESPACE, "2.0"), (contract.NAMESPACE, "1.1"),
+            (contract.NAMESPACE, "0.9"), ("karbor", "1.0"), (None, "1.0")]))
         return Request(method, arguments, namespace, version, "unsupported version")
     names = []
     for _ in range(draw(st.integers(1, 3))):
@@ -272,7 +272,7 @@ def bad_requests(draw: st.DrawFn) -> Request:
     if not names:  # every drawn defect needed something an earlier one removed
         arguments["unexpected"] = None
         names.append("extra argument")
-    return Request(method, arguments, endpoint.NAMESPACE, endpoint.VERSION,
+    return Request(method, arguments, contract.NAMESPACE, contract.VERSION,
                    "; ".join(names))
 
 

@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from manila_protector.plugins import share_protector
+from manila_protector.plugins import job_tags
 from manila_protector.standin import clock as clock_mod
 from manila_protector.standin import config as standin_config
 
@@ -33,7 +33,7 @@ def new_id() -> str:
 
 
 def job_tag(snapshot: dict) -> str | None:
-    return (snapshot.get("metadata") or {}).get(share_protector.JOB_TAG_KEY)
+    return (snapshot.get("metadata") or {}).get(job_tags.KEY)
 
 
 def snapshot_creates(standin) -> list:

@@ -13,9 +13,9 @@ import uuid
 import pytest
 from keystoneauth1 import session as ks_session
 
-from manila_protector.plugins import manila_client
-from manila_protector.plugins import settings
-from manila_protector.plugins import share_protector
+from manila_protector.plugins import client_factory
+from manila_protector.plugins import runtime as runtime_mod
+from manila_protector.plugins import values
 from manila_protector.plugins import waiting
 from manila_protector.standin import ManilaStandIn, ManualClock, StandInConfig
 
@@ -72,21 +72,21 @@ def plain_session(auth, connections):
 
 @pytest.fixture
 def factory():
-    return manila_client.ClientFactory(plain_session)
+    return client_factory.ClientFactory(plain_session)
 
 
 @pytest.fixture
 def plugin_settings():
-    return settings.PluginSettings(
+    return runtime_mod.PluginSettings(
         wait_policy=waiting.WaitPolicy(),
-        timeouts=share_protector.Timeouts(protect=600, restore=600, delete=600, verify=60),
+        timeouts=values.Timeouts(protect=600, restore=600, delete=600, verify=60),
         list_page_size=100,
     )
 
 
 @pytest.fixture
 def runtime(plugin_settings, factory, vclock):
-    return settings.PluginRuntime(plugin_settings, factory, clock=vclock)
+    return runtime_mod.PluginRuntime(plugin_settings, factory, clock=vclock, rng=random.Random(5))
 
 
 @pytest.fixture
@@ -96,10 +96,7 @@ def manila(factory, standin, project):
 
 @pytest.fixture
 def protector(runtime, manila):
-    rt = runtime
-    return share_protector.ShareProtector(
-        manila, waiting.Waiter(rt.settings.wait_policy, rt.clock, random.Random(5)),
-        rt.settings.timeouts)
+    return runtime.protector(manila)
 
 
 #: The access rules every ``share`` fixture starts with.

@@ -13,16 +13,19 @@ import pytest
 from keystoneauth1 import session as ks_session
 
 from manila_protector import exception
-from manila_protector.plugins import manila_client
+from manila_protector.plugins import client_factory
+from manila_protector.plugins import delivery
+from manila_protector.plugins import job_tags
 from manila_protector.plugins import share_protector
+from manila_protector.plugins import values
 from manila_protector.plugins import waiting
 
-OPTIONS = share_protector.ProtectOptions(snapshot_name="nightly", description="", force=False)
-NEW = share_protector.RestoreOptions()
+OPTIONS = values.ProtectOptions(snapshot_name="nightly", description="", force=False)
+NEW = values.RestoreOptions()
 #: Seconds the client waits for an answer; a lost answer comes LATE seconds late.
 CLIENT_TIMEOUT = 0.5
 LATE = 1.5
-JOB = share_protector.JOB_TAG_KEY
+JOB = job_tags.KEY
 SNAPSHOTS = r"/snapshots$"
 SHARES = r"/shares$"
 
@@ -30,7 +33,7 @@ SHARES = r"/shares$"
 @pytest.fixture
 def impatient(standin, project):
     """A client that gives up on an answer after CLIENT_TIMEOUT seconds."""
-    factory = manila_client.ClientFactory(
+    factory = client_factory.ClientFactory(
         lambda auth, connections: ks_session.Session(auth=auth, session=connections,
                                                      timeout=CLIENT_TIMEOUT))
     return factory.for_token(f"user:{project}", standin.endpoint)
@@ -39,7 +42,7 @@ def impatient(standin, project):
 def make_protector(runtime, manila, guard=None, **timeouts):
     return share_protector.ShareProtector(
         manila, waiting.Waiter(runtime.settings.wait_policy, runtime.clock, random.Random(3)),
-        share_protector.Timeouts(**{"protect": 600, "restore": 600, "delete": 600,
+        values.Timeouts(**{"protect": 600, "restore": 600, "delete": 600,
                                     **timeouts}),
         guard=guard)
 
@@ -55,7 +58,7 @@ def posts(standin, route):
 
 def tagged_shares(standin, tag):
     return [s for s in standin.shares()
-            if (s.get("metadata") or {}).get(share_protector.JOB_TAG_KEY) == tag]
+            if (s.get("metadata") or {}).get(job_tags.KEY) == tag]
 
 
 # -- protect ------------------------------------------------------------------------------
@@ -80,13 +83,13 @@ def test_a_snapshot_create_refused_with_503_is_sent_again(standin, protector, sh
 
 def test_a_snapshot_create_refused_every_time_fails_typed_and_makes_nothing(
         standin, protector, share):
-    standin.faults.fail_next(share_protector.REQUEST_ATTEMPTS, 500, method="POST",
+    standin.faults.fail_next(delivery.REQUEST_ATTEMPTS, 500, method="POST",
                              path=SNAPSHOTS)
     with pytest.raises(exception.ManilaUnavailable) as info:
         protector.protect(share["id"], OPTIONS, job_tag="job-500")
     assert info.value.retryable
     assert standin.snapshots(share["id"]) == []
-    assert len(posts(standin, "/snapshots")) == share_protector.REQUEST_ATTEMPTS
+    assert len(posts(standin, "/snapshots")) == delivery.REQUEST_ATTEMPTS
 
 
 def test_reads_are_retried_after_503(standin, protector, share):
@@ -157,7 +160,7 @@ def test_a_share_whose_create_answer_was_lost_is_adopted_not_made_twice(
 
 def test_a_restore_failing_after_its_share_exists_deletes_it(standin, protector, share):
     saved = protector.protect(share["id"], OPTIONS, job_tag="job-p")
-    standin.faults.fail_next(share_protector.REQUEST_ATTEMPTS, 500, method="POST",
+    standin.faults.fail_next(delivery.REQUEST_ATTEMPTS, 500, method="POST",
                              path=r"/action$")
     with pytest.raises(exception.ManilaUnavailable) as info:
         protector.restore(saved, NEW, job_tag="job-r")
@@ -211,10 +214,13 @@ def test_the_guard_runs_before_every_mutation_and_can_stop_it(
         raise exception.LockUnavailable(f"lock lost before {what}")
 
     before = standin.count_requests(mutating=True)
-    with pytest.raises(exception.LockUnavailable) as info:
+    with pytest.raises(exception.GuardRefused) as info:
         make_protector(runtime, impatient, guard=lost).restore(saved, NEW, job_tag="job-r")
+    # The job reports the guard's reason: its code, its retryability, the request refused.
+    assert info.value.to_dict()["code"] == exception.LockUnavailable.code
+    assert info.value.retryable
     assert info.value.details["refused_before"] == f"share from snapshot {saved.snapshot_id}"
-    with pytest.raises(exception.LockUnavailable):
+    with pytest.raises(exception.GuardRefused):
         make_protector(runtime, impatient, guard=lost).delete(saved)
     # A refusal is final: asked once per operation, nothing sent, nothing retried.
     assert len(refused) == 2
@@ -223,7 +229,7 @@ def test_the_guard_runs_before_every_mutation_and_can_stop_it(
 
 def test_below_snapshot_metadata_another_jobs_snapshot_is_known_by_its_description(
         standin, runtime, project, share, vclock):
-    factory = manila_client.ClientFactory(
+    factory = client_factory.ClientFactory(
         lambda auth, connections: ks_session.Session(auth=auth, session=connections),
         max_version="2.72")
     old = factory.for_token(f"user:{project}", standin.endpoint)
@@ -232,7 +238,7 @@ def test_below_snapshot_metadata_another_jobs_snapshot_is_known_by_its_descripti
     first = make_protector(runtime, old)
     other = old.create_snapshot(
         share_id=share["id"], force=False, name="other job's", metadata=None,
-        description=first._tagged_description("nightly", "job-before"))
+        description=job_tags.tagged_description("nightly", "job-before"))
     saved = first.protect(share["id"], OPTIONS, job_tag="job-after")
     assert standin.snapshot(other["id"])["status"] == "available"
     assert standin.snapshot(saved.snapshot_id)["description"].endswith(
@@ -246,5 +252,5 @@ def test_a_second_snapshot_of_the_same_job_is_deleted_and_the_first_kept(
     made = [manila.create_snapshot(share_id=share["id"], force=False, name=f"try {n}",
                                    description="", metadata={JOB: "job-twice"})["id"]
             for n in (1, 2)]
-    protector._discard_duplicates(share["id"], "job-twice", keep=made[0])
+    protector.protect._discard_duplicates(share["id"], "job-twice", keep=made[0])
     assert [s["id"] for s in standin.snapshots(share["id"])] == [made[0]]

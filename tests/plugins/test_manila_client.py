@@ -13,6 +13,7 @@ from oslo_config import cfg
 
 from manila_protector import exception
 from manila_protector import opts
+from manila_protector.plugins import client_factory
 from manila_protector.plugins import manila_client
 from manila_protector.standin import ManilaStandIn, StandInConfig
 
@@ -75,7 +76,7 @@ def test_factory_negotiates_the_clients_newest_microversion(standin, manila, sha
 
 
 def test_configured_max_api_version_caps_the_negotiation(standin, project, share):
-    factory = manila_client.ClientFactory(plain_session, max_version="2.72")
+    factory = client_factory.ClientFactory(plain_session, max_version="2.72")
     manila = factory.for_token(f"user:{project}", standin.endpoint)
     manila.get_share(share["id"])
     assert manila.version.get_string() == "2.72"
@@ -251,7 +252,7 @@ def test_context_with_a_token_uses_it_against_the_endpoint_override(standin, pro
                                                                     other_project):
     mine = standin.create_share(project)
     standin.create_share(other_project)
-    factory = manila_client.ClientFactory(plain_session,
+    factory = client_factory.ClientFactory(plain_session,
                                           endpoint_override=standin.endpoint)
     manila = factory.for_context(auth_token=f"user:{project}", service_catalog=None,
                                  is_admin=False)
@@ -268,7 +269,7 @@ def test_context_with_a_token_finds_manila_in_its_service_catalog(standin, facto
 
 def test_context_without_a_token_and_not_admin_is_not_authorized(standin):
     service = token_endpoint.Token(standin.endpoint, "svc:service-project")
-    factory = manila_client.ClientFactory(plain_session,
+    factory = client_factory.ClientFactory(plain_session,
                                           endpoint_override=standin.endpoint,
                                           service_auth=service)
     with pytest.raises(exception.NotAuthorized):
@@ -289,7 +290,7 @@ def test_admin_context_without_a_token_needs_service_credentials(standin, factor
 def test_admin_context_without_a_token_uses_the_service_credentials(standin, project):
     theirs = standin.create_share(project)
     service = token_endpoint.Token(standin.endpoint, "svc:service-project")
-    factory = manila_client.ClientFactory(plain_session,
+    factory = client_factory.ClientFactory(plain_session,
                                           endpoint_override=standin.endpoint,
                                           service_auth=service)
     manila = factory.for_context(auth_token=None, service_catalog=None, is_admin=True)
@@ -308,10 +309,10 @@ def test_endpoint_lookup_honours_interface_and_region(standin):
         {"interface": "internal", "region": "RegionOne", "url": "http://internal-one/v2"},
         {"interface": "internal", "region": "RegionTwo", "url": "http://internal-two/v2"},
     ]}]
-    internal_two = manila_client.ClientFactory(plain_session, interface="internal",
+    internal_two = client_factory.ClientFactory(plain_session, interface="internal",
                                                region_name="RegionTwo")
     assert internal_two.endpoint_from_catalog(entries) == "http://internal-two/v2"
-    public = manila_client.ClientFactory(plain_session)
+    public = client_factory.ClientFactory(plain_session)
     assert public.endpoint_from_catalog(entries) == "http://public/v2"
 
 
@@ -342,7 +343,7 @@ def test_factory_from_conf_reaches_the_configured_endpoint(standin, project):
     conf.set_override("endpoint_override", standin.endpoint, "manila")
     conf.set_override("max_api_version", "2.60", "manila")
 
-    factory = manila_client.ClientFactory.from_conf(conf)
+    factory = client_factory.ClientFactory.from_conf(conf)
     manila = factory.for_context(auth_token=f"user:{project}", service_catalog=None,
                                  is_admin=False)
 
@@ -358,7 +359,7 @@ def test_factory_from_conf_with_unusable_service_credentials_is_not_authorized(a
     opts.register_manila_opts(conf)
     conf.set_override("auth_type", auth_type, "manila")
     with pytest.raises(exception.NotAuthorized) as info:
-        manila_client.ClientFactory.from_conf(conf)
+        client_factory.ClientFactory.from_conf(conf)
     assert not info.value.retryable
     assert "[manila]" in str(info.value)
 

@@ -8,12 +8,14 @@ import random
 import pytest
 
 from manila_protector import exception
+from manila_protector.plugins import job_tags
 from manila_protector.plugins import share_protector
+from manila_protector.plugins import values
 from manila_protector.plugins import waiting
 
-OPTIONS = share_protector.ProtectOptions(snapshot_name="nightly", description="before upgrade",
+OPTIONS = values.ProtectOptions(snapshot_name="nightly", description="before upgrade",
                                          force=False)
-NEW = share_protector.RestoreOptions()
+NEW = values.RestoreOptions()
 
 
 def mutations(standin):
@@ -33,7 +35,7 @@ def test_protect_saves_everything_a_restore_needs(standin, protector, share):
     assert snap["status"] == "available"
     assert snap["share_id"] == share["id"]
     assert snap["name"] == "nightly"
-    assert snap["metadata"] == {share_protector.JOB_TAG_KEY: "job-1"}
+    assert snap["metadata"] == {job_tags.KEY: "job-1"}
     assert saved.share_id == share["id"]
     assert saved.size == 2
     assert saved.share_proto == "NFS"
@@ -96,8 +98,8 @@ def test_share_that_never_becomes_available_hits_the_deadline(standin, runtime, 
     stuck = standin.create_share(project, size=1, status="creating")
     standin.faults.share_stuck(stuck["id"])
     fast = share_protector.ShareProtector(
-        manila, runtime.protector(manila)._waiter,
-        share_protector.Timeouts(protect=120))
+        manila, waiting.Waiter(runtime.settings.wait_policy, runtime.clock),
+        values.Timeouts(protect=120))
     before = mutations(standin)
     with pytest.raises(exception.DeadlineExceeded) as info:
         fast.protect(stuck["id"], OPTIONS)
@@ -148,7 +150,7 @@ def test_protect_of_another_projects_share_is_refused(standin, protector, other_
     before = mutations(standin)
     with pytest.raises(exception.NotAuthorized):
         protector.protect(theirs["id"], OPTIONS,
-                          caller=share_protector.Caller(project_id="someone-else"))
+                          caller=values.Caller(project_id="someone-else"))
     assert mutations(standin) == before
 
 
@@ -177,7 +179,7 @@ def test_share_type_without_snapshot_support_is_unsupported(standin, protector, 
 
 def test_restore_creates_a_share_with_the_original_rules_and_metadata(standin, protector, share):
     saved = protector.protect(share["id"], OPTIONS)
-    result = protector.restore(saved, share_protector.RestoreOptions(name="restored",
+    result = protector.restore(saved, values.RestoreOptions(name="restored",
                                                                      description="from nightly"))
     new = standin.share(result.share_id)
     assert result.mode == "new_share"
@@ -194,7 +196,7 @@ def test_restore_creates_a_share_with_the_original_rules_and_metadata(standin, p
 
 def test_restore_without_access_rules_when_asked(standin, protector, share):
     saved = protector.protect(share["id"], OPTIONS)
-    result = protector.restore(saved, share_protector.RestoreOptions(restore_access_rules=False))
+    result = protector.restore(saved, values.RestoreOptions(restore_access_rules=False))
     assert standin.access_rules(result.share_id) == []
 
 
@@ -218,7 +220,7 @@ def test_restore_with_the_same_job_tag_adopts_the_first_share(standin, protector
 
 def test_revert_to_the_latest_snapshot_restores_in_place(standin, protector, share):
     saved = protector.protect(share["id"], OPTIONS)
-    result = protector.restore(saved, share_protector.RestoreOptions(target_share_id=share["id"]))
+    result = protector.restore(saved, values.RestoreOptions(target_share_id=share["id"]))
     assert result.mode == "revert"
     assert result.share_id == share["id"]
     assert standin.share(share["id"])["status"] == "available"
@@ -234,7 +236,7 @@ def test_revert_to_an_older_snapshot_says_why_and_changes_nothing(standin, prote
     newer = protector.protect(share["id"], OPTIONS)
     before = mutations(standin)
     with pytest.raises(exception.Conflict) as info:
-        protector.restore(older, share_protector.RestoreOptions(target_share_id=share["id"]))
+        protector.restore(older, values.RestoreOptions(target_share_id=share["id"]))
     assert "latest snapshot" in str(info.value)
     assert newer.snapshot_id in str(info.value)
     assert mutations(standin) == before
@@ -246,7 +248,7 @@ def test_restore_into_a_different_share_is_refused_before_any_request(standin, p
     other = standin.create_share(project, size=2)
     standin.reset_requests()
     with pytest.raises(exception.InvalidRequest) as info:
-        protector.restore(saved, share_protector.RestoreOptions(target_share_id=other["id"]))
+        protector.restore(saved, values.RestoreOptions(target_share_id=other["id"]))
     assert other["id"] in str(info.value)
     assert standin.requests() == []
 
@@ -258,7 +260,7 @@ def test_revert_needs_microversion_2_27(standin, factory, runtime, project, shar
     before = mutations(standin)
     with pytest.raises(exception.Unsupported) as info:
         runtime.protector(manila).restore(
-            saved, share_protector.RestoreOptions(target_share_id=share["id"]))
+            saved, values.RestoreOptions(target_share_id=share["id"]))
     assert "2.27" in str(info.value)
     assert mutations(standin) == before
 
@@ -277,7 +279,7 @@ def test_restore_with_legacy_access_api_below_2_45(standin, factory, runtime, pr
 def test_restore_from_a_forged_saved_info_is_refused(standin, protector, share, project):
     saved = protector.protect(share["id"], OPTIONS)
     other = standin.create_share(project, size=2)
-    forged = share_protector.SavedInfo.from_dict({**saved.to_dict(), "share_id": other["id"]})
+    forged = values.SavedInfo.from_dict({**saved.to_dict(), "share_id": other["id"]})
     before = mutations(standin)
     with pytest.raises(exception.InvalidRequest):
         protector.restore(forged, NEW)
@@ -330,7 +332,7 @@ def test_revert_waits_for_access_rules_to_finish_syncing(standin, protector, sha
     standin_config.delays.access_status_lag = 2
     manila._client.shares.allow(share["id"], "ip", "172.16.0.9", "ro")
     assert standin.share(share["id"])["access_rules_status"] == "syncing"
-    result = protector.restore(saved, share_protector.RestoreOptions(target_share_id=share["id"]))
+    result = protector.restore(saved, values.RestoreOptions(target_share_id=share["id"]))
     assert result.mode == "revert"
     assert standin.share(share["id"])["status"] == "available"
     refused = [r for r in standin.requests() if r.method == "POST" and r.status == 409]

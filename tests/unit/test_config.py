@@ -7,6 +7,8 @@ import sys
 from oslo_config import cfg
 
 from manila_protector import opts
+from manila_protector.plugins import runtime
+from manila_protector.worker import service
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -60,3 +62,40 @@ def test_generated_sample_config_is_in_sync(tmp_path):
     committed = (ROOT / "etc/manila-protector.conf.sample").read_text()
     assert output.read_text() == committed, (
         "etc/manila-protector.conf.sample is stale: run `tox -e genconfig`")
+
+
+def test_listing_options_changes_no_default_of_the_process():
+    # A fresh interpreter: nothing else in it may have touched oslo.messaging's defaults.
+    code = ("import oslo_messaging\n"
+            "from oslo_config import cfg\n"
+            "from manila_protector import opts\n"
+            "opts.list_opts()\n"
+            "conf = cfg.ConfigOpts()\n"
+            "oslo_messaging.get_rpc_transport  # the library is loaded\n"
+            "from oslo_messaging import opts as om\n"
+            "for group, options in om.list_opts():\n"
+            "    conf.register_opts(options, group=group)\n"
+            "conf([])\n"
+            "print(conf.control_exchange, conf.oslo_messaging_rabbit.amqp_durable_queues)\n")
+    shown = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                           text=True, timeout=120).stdout.split()
+    assert shown == ["openstack", "False"]
+
+
+def test_the_sample_shows_the_workers_own_messaging_defaults():
+    conf = cfg.ConfigOpts()
+    service.prepare_conf(conf)
+    conf([])
+    sample = (ROOT / "etc/manila-protector.conf.sample").read_text().splitlines()
+    assert f"#control_exchange = {conf.control_exchange}" in sample
+    durable = str(conf.oslo_messaging_rabbit.amqp_durable_queues).lower()
+    assert f"#amqp_durable_queues = {durable}" in sample
+    assert conf.control_exchange == "manila_protector" and durable == "true"
+
+
+def test_option_defaults_are_the_value_types_defaults():
+    conf = cfg.ConfigOpts()
+    opts.register_opts(conf)
+    conf([])
+    settings = runtime.PluginSettings.from_conf(conf)
+    assert settings == runtime.PluginSettings()

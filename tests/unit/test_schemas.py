@@ -4,7 +4,7 @@ import pytest
 
 from manila_protector import exception
 from manila_protector.plugins import schemas
-from manila_protector.plugins import share_protector
+from manila_protector.plugins import values
 
 GOOD = {"snapshot_name": "nightly", "description": "d", "force": False}
 
@@ -36,7 +36,7 @@ def test_restore_schema_keeps_the_spec_properties():
     (True, True), (False, False),
 ])
 def test_string_booleans_from_karbor_are_accepted(value, expected):
-    options = share_protector.ProtectOptions.from_parameters({**GOOD, "force": value})
+    options = values.ProtectOptions.from_parameters({**GOOD, "force": value})
     assert options.force is expected
 
 
@@ -52,7 +52,7 @@ def test_string_booleans_from_karbor_are_accepted(value, expected):
 ])
 def test_protect_option_violations_name_field_and_rule(params, field, rule):
     with pytest.raises(exception.InvalidRequest) as info:
-        share_protector.ProtectOptions.from_parameters(params)
+        values.ProtectOptions.from_parameters(params)
     assert info.value.details["field"] == field
     assert info.value.details["rule"] == rule
     assert field in str(info.value)
@@ -63,7 +63,7 @@ def test_protect_option_violations_name_field_and_rule(params, field, rule):
 @pytest.mark.parametrize("params", ["text", ["a"], 7])
 def test_parameters_that_are_not_an_object_are_refused(params):
     with pytest.raises(exception.InvalidRequest) as info:
-        share_protector.ProtectOptions.from_parameters(params)
+        values.ProtectOptions.from_parameters(params)
     assert info.value.details == {"field": "parameters", "rule": "type"}
 
 
@@ -75,14 +75,14 @@ def test_parameters_that_are_not_an_object_are_refused(params):
 ])
 def test_restore_option_violations(params, field):
     with pytest.raises(exception.InvalidRequest) as info:
-        share_protector.RestoreOptions.from_parameters(params)
+        values.RestoreOptions.from_parameters(params)
     assert info.value.details["field"] == field
 
 
 def test_restore_defaults_of_none_mean_not_given():
-    options = share_protector.RestoreOptions.from_parameters(
+    options = values.RestoreOptions.from_parameters(
         {"restore_name": None, "restore_description": None, "restore_access_rules": "False"})
-    assert options == share_protector.RestoreOptions(None, None, None, False)
+    assert options == values.RestoreOptions(None, None, None, False)
 
 
 SAVED = {"snapshot_id": "s1", "share_id": "sh1", "size": 1, "share_proto": "NFS"}
@@ -102,26 +102,26 @@ def test_saved_info_violations(mutation, field):
     data = {**SAVED, **mutation}
     data = {k: v for k, v in data.items() if v is not None}
     with pytest.raises(exception.InvalidRequest) as info:
-        share_protector.SavedInfo.from_dict(data)
+        values.SavedInfo.from_dict(data)
     assert info.value.details["field"] == field
 
 
 def test_saved_info_round_trips():
     data = {**SAVED, "metadata": {"a": "b"}, "share_type": "t", "access_rules": [
         {"access_type": "ip", "access_to": "10.0.0.0/24", "access_level": "rw", "metadata": {}}]}
-    saved = share_protector.SavedInfo.from_dict(data)
-    assert share_protector.SavedInfo.from_dict(saved.to_dict()) == saved
+    saved = values.SavedInfo.from_dict(data)
+    assert values.SavedInfo.from_dict(saved.to_dict()) == saved
     assert saved.to_dict()["access_rules"][0]["access_to"] == "10.0.0.0/24"
 
 
 def test_huge_values_do_not_make_huge_error_messages():
     with pytest.raises(exception.InvalidRequest) as info:
-        share_protector.ProtectOptions.from_parameters({**GOOD, "force": "x" * 1_000_000})
+        values.ProtectOptions.from_parameters({**GOOD, "force": "x" * 1_000_000})
     assert len(str(info.value)) < 400
 
 
 def test_every_violation_is_listed_in_details():
     with pytest.raises(exception.InvalidRequest) as info:
-        share_protector.ProtectOptions.from_parameters({"force": "maybe"})
+        values.ProtectOptions.from_parameters({"force": "maybe"})
     fields = {v["field"] for v in info.value.details["all"]}
     assert fields == {"parameters.snapshot_name", "parameters.description", "parameters.force"}

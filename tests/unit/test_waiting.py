@@ -6,6 +6,7 @@ import random
 import pytest
 
 from manila_protector import exception
+from manila_protector.plugins import statuses
 from manila_protector.plugins import waiting
 
 
@@ -24,7 +25,7 @@ class VirtualClock:
         self.t += seconds
 
 
-SETS = waiting.StatusSets(ready=frozenset({"available"}), pending=frozenset({"creating"}),
+SETS = statuses.StatusSets(ready=frozenset({"available"}), pending=frozenset({"creating"}),
                           failed=frozenset({"error"}))
 
 

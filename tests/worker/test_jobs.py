@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from manila_protector import exception
-from manila_protector.worker import jobs
+from manila_protector import jobs
 
 SAVED = {"snapshot_id": "s", "share_id": "share-1", "size": 1, "share_proto": "NFS"}
 

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from manila_protector import exception
-from manila_protector.worker import jobs
+from manila_protector import jobs
 from manila_protector.worker import journal as journal_mod
 
 TOKEN = "gAAAAA-secret-token-value"
@@ -135,7 +135,8 @@ def test_a_killed_writer_loses_no_committed_job(tmp_path):
     job_id = str(uuid.uuid4())
     code = f"""
 import os, signal
-from manila_protector.worker import jobs, journal
+from manila_protector import jobs
+from manila_protector.worker import journal
 j = journal.Journal({path!r})
 req = jobs.JobRequest.build(job_id={job_id!r}, operation="protect", share_id="s1",
     parameters={{}}, max_bytes=1000)

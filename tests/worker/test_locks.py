@@ -19,6 +19,7 @@ from redis import backoff as redis_backoff
 from redis import retry as redis_retry
 
 from manila_protector import exception
+from manila_protector.worker import backend_url as backend_url_mod
 from manila_protector.worker import locks
 
 REDIS_HOST = "127.0.0.1"
@@ -282,7 +283,7 @@ def test_hold_before_start_or_after_stop_is_unavailable_and_never_runs_the_body(
 HOLDER_PROCESS = """
 import sys
 from manila_protector.worker import locks
-share_locks = locks.ShareLocks(sys.argv[1], "other-process", lock_wait=10)
+share_locks = locks.ShareLocks(sys.argv[1], "other-process", lock_wait=10, backend_timeout=20)
 share_locks.start()
 with share_locks.hold(sys.argv[2]):
     print("held", flush=True)
@@ -375,7 +376,7 @@ def test_lock_name_rejects_empty_and_non_string_ids(share_id):
     ("file:///var/lib/manila_protector/locks", "file:///var/lib/manila_protector/locks"),
 ])
 def test_mask_url_hides_userinfo_and_password_options(url, masked):
-    assert locks.mask_url(url) == masked
+    assert backend_url_mod.mask_url(url) == masked
 
 
 def test_unreachable_backend_message_never_shows_the_password(make_locks, caplog):
@@ -392,24 +393,25 @@ def test_unreachable_backend_message_never_shows_the_password(make_locks, caplog
 
 
 def test_redis_url_gets_a_default_socket_timeout_unless_it_sets_one():
-    assert locks._with_driver_defaults("redis://h:6379", 20) == (
+    assert backend_url_mod.with_driver_defaults("redis://h:6379", 20) == (
         "redis://h:6379?socket_timeout=5&socket_connect_timeout=5")
-    assert locks._with_driver_defaults("redis://h:6379?lock_timeout=30", 2) == (
+    assert backend_url_mod.with_driver_defaults("redis://h:6379?lock_timeout=30", 2) == (
         "redis://h:6379?lock_timeout=30&socket_timeout=2&socket_connect_timeout=2")
-    assert locks._with_driver_defaults("redis://h?socket_timeout=1&socket_connect_timeout=3",
+    assert backend_url_mod.with_driver_defaults("redis://h?socket_timeout=1&socket_connect_timeout=3",
                                        20) == "redis://h?socket_timeout=1&socket_connect_timeout=3"
     # The driver's own "timeout" already sets the socket timeout.
-    assert locks._with_driver_defaults("redis://h?timeout=10", 20) == (
+    assert backend_url_mod.with_driver_defaults("redis://h?timeout=10", 20) == (
         "redis://h?timeout=10&socket_connect_timeout=5")
-    assert locks._with_driver_defaults("file:///x", 20) == "file:///x"
+    assert backend_url_mod.with_driver_defaults("file:///x", 20) == "file:///x"
 
 
 def test_unknown_backend_scheme_is_a_configuration_error():
     with pytest.raises(ValueError, match="no driver 'nosuch'"):
-        locks.ShareLocks("nosuch://:s3cret@h", "m", lock_wait=1)
+        locks.ShareLocks("nosuch://:s3cret@h", "m", lock_wait=1, backend_timeout=20)
 
 
-@pytest.mark.parametrize("kwargs", [{"lock_wait": -1}, {"lock_wait": 1, "backend_timeout": 0}])
+@pytest.mark.parametrize("kwargs", [{"lock_wait": -1, "backend_timeout": 20},
+                                    {"lock_wait": 1, "backend_timeout": 0}])
 def test_negative_waits_are_rejected(kwargs):
     with pytest.raises(ValueError):
         locks.ShareLocks("file:///tmp/x", "m", **kwargs)

@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from manila_protector.plugins import share_protector
-from manila_protector.worker import jobs
+from manila_protector import jobs
+from manila_protector.plugins import job_tags
 from manila_protector.worker import journal as journal_mod
 from manila_protector.worker import service as service_mod
 
@@ -60,7 +60,7 @@ def test_resumed_protect_adopts_the_snapshot_made_before_the_crash(
         conf, ctxt, share, standin, make_worker, notifications, client):
     job_id = left_behind(conf, ctxt, share["id"], running=True)
     made = standin.create_snapshot(share["id"], status="available", name="nightly",
-                                   metadata={share_protector.JOB_TAG_KEY: job_id})
+                                   metadata={job_tags.KEY: job_id})
     make_worker()
     notifications.wait_for(lambda _: notifications.terminal(job_id))
     record = client.get_job(ctxt, job_id)

@@ -96,7 +96,8 @@ def test_job_id_reused_for_another_operation_is_refused(worker, client, ctxt, sh
 def test_share_locked_by_another_job_fails_busy_after_lock_wait(worker, client, ctxt, share,
                                                                  standin, conf):
     other = locks_mod.ShareLocks(
-        locks_mod.ShareLocks.default_backend_url(conf.state_path), "intruder", lock_wait=1)
+        locks_mod.ShareLocks.default_backend_url(conf.state_path), "intruder", lock_wait=1,
+        backend_timeout=conf.coordination.backend_timeout)
     other.start()
     try:
         with other.hold(share["id"]):
@@ -115,7 +116,8 @@ def test_jobs_on_other_shares_are_not_blocked_by_a_locked_share(worker, client, 
     locked = standin.create_share(project, size=1)
     free = standin.create_share(project, size=1)
     other = locks_mod.ShareLocks(
-        locks_mod.ShareLocks.default_backend_url(conf.state_path), "intruder", lock_wait=1)
+        locks_mod.ShareLocks.default_backend_url(conf.state_path), "intruder", lock_wait=1,
+        backend_timeout=conf.coordination.backend_timeout)
     other.start()
     try:
         with other.hold(locked["id"]):

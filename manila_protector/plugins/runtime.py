@@ -1,22 +1,34 @@
-"""The plugin core's settings, read once from a ``[manila]`` option group."""
+"""The plugins' composition root: settings read once from ``[manila]``, and the
+objects built from them for each request (a Manila client, the protection core,
+the share catalog).
+
+Karbor's adapters (``protection.py``, ``protectable.py``) and the worker both
+build their core objects through a :class:`PluginRuntime`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import random
 import typing
 
+from manila_protector.plugins import client_factory
 from manila_protector.plugins import manila_client
 from manila_protector.plugins import share_catalog
 from manila_protector.plugins import share_protector
+from manila_protector.plugins import values
 from manila_protector.plugins import waiting
 
 
 @dataclasses.dataclass(frozen=True)
 class PluginSettings:
-    """How the core polls, how long each operation may take, how big a list page is."""
+    """How the core polls, how long each operation may take, how big a list page is.
+
+    The defaults here are the ``[manila]`` options' defaults (``opts.py`` reads them).
+    """
 
     wait_policy: waiting.WaitPolicy = waiting.WaitPolicy()
-    timeouts: share_protector.Timeouts = share_protector.Timeouts()
+    timeouts: values.Timeouts = values.Timeouts()
     list_page_size: int = 1000
 
     @classmethod
@@ -31,7 +43,7 @@ class PluginSettings:
                 jitter=section.poll_jitter,
                 first_delay=section.poll_first_delay,
             ),
-            timeouts=share_protector.Timeouts(
+            timeouts=values.Timeouts(
                 protect=section.protect_timeout,
                 restore=section.restore_timeout,
                 delete=section.delete_timeout,
@@ -45,24 +57,28 @@ class PluginSettings:
 class PluginRuntime:
     """What the plugins share: settings, a client factory and a clock.
 
-    Builds the core objects (:class:`ShareProtector`, :class:`ShareCatalog`) for
-    a request context.  Karbor's adapters and the worker both use it.
+    :param settings: waits, deadlines, page size.
+    :param factory: builds Manila clients.
+    :param clock: the waits' clock (default: the system's; tests drive a virtual one).
+    :param rng: the waits' jitter (default: a fresh ``random.Random``).
     """
 
     def __init__(
         self,
         settings: PluginSettings,
-        factory: manila_client.ClientFactory,
+        factory: client_factory.ClientFactory,
         clock: waiting.Clock | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
         self.factory = factory
         self.clock = clock or waiting.SystemClock()
+        self._rng = rng
 
     @classmethod
     def from_conf(cls, conf: typing.Any, group: str = "manila") -> PluginRuntime:
         return cls(PluginSettings.from_conf(conf, group),
-                   manila_client.ClientFactory.from_conf(conf, group))
+                   client_factory.ClientFactory.from_conf(conf, group))
 
     def client(self, context: typing.Any) -> manila_client.ManilaClient:
         """A Manila client acting for ``context`` (Karbor's or an oslo.context one)."""
@@ -79,8 +95,8 @@ class PluginRuntime:
     ) -> share_protector.ShareProtector:
         """The core acting through ``manila``; ``guard`` runs before each mutating request."""
         return share_protector.ShareProtector(
-            manila, waiting.Waiter(self.settings.wait_policy, self.clock), self.settings.timeouts,
-            guard=guard,
+            manila, waiting.Waiter(self.settings.wait_policy, self.clock, self._rng),
+            self.settings.timeouts, guard=guard,
         )
 
     def catalog(self, manila: manila_client.ManilaClient) -> share_catalog.ShareCatalog:

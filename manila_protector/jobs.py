@@ -1,5 +1,8 @@
 """Jobs: what a caller asks for (:class:`JobRequest`) and what it gets back (:class:`JobRecord`).
 
+The job vocabulary both sides share: the RPC layer (endpoint, notifications)
+and the worker (runner, journal) import it; it imports neither.
+
 A job is identified by the caller's ``job_id`` (a UUID), the idempotency key:
 the same ``job_id`` again returns the same job and repeats no side effect.
 """

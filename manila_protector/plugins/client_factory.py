@@ -1,0 +1,216 @@
+"""Building :class:`~manila_protector.plugins.manila_client.ManilaClient` objects.
+
+One :class:`ClientFactory` per process: it finds Manila's endpoint, builds a
+keystoneauth session for the caller's token (or the service's credentials)
+over this thread's keep-alive connections, and negotiates the API microversion
+once per endpoint.  Errors are translated by
+:func:`manila_protector.plugins.manila_client.translate_errors`.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import logging
+import threading
+import typing
+
+from keystoneauth1 import loading as ks_loading
+from keystoneauth1 import session as ks_session
+from keystoneauth1 import token_endpoint
+from manilaclient import api_versions
+from manilaclient import client as manila_client
+import requests
+
+from manila_protector import exception
+from manila_protector.plugins import manila_client as client_mod
+
+LOG = logging.getLogger(__name__)
+
+
+def _no_cookies() -> http.cookiejar.CookiePolicy:
+    """A cookie policy that accepts and returns no cookie."""
+    return http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
+
+
+
+class ClientFactory:
+    """Builds Manila clients; negotiates the microversion once per endpoint.
+
+    :param session_loader: builds a keystoneauth session around an auth plugin and
+        a ``requests.Session`` to send through (the deployment's ``[manila]``
+        session options: TLS, timeouts).  Each thread keeps one
+        ``requests.Session``, so its jobs reuse their connections to Manila
+        (keep-alive) whatever token each job carries; it stores no cookies.
+    :param max_version: the highest microversion to ask for (default: the client's).
+    :param endpoint_override: the Manila endpoint, where there is no service catalog.
+    :param service_auth: a keystoneauth auth plugin with the service's own credentials,
+        or None where none are configured.
+    """
+
+    def __init__(
+        self,
+        session_loader: typing.Callable[[typing.Any, requests.Session], ks_session.Session],
+        max_version: str | None = None,
+        interface: str = "public",
+        region_name: str | None = None,
+        service_type: str = "sharev2",
+        endpoint_override: str | None = None,
+        service_auth: typing.Any = None,
+    ) -> None:
+        self._session_loader = session_loader
+        self._endpoint_override = endpoint_override
+        self._service_auth = service_auth
+        newest = client_mod.CLIENT_MAX_VERSION
+        wanted = api_versions.APIVersion(max_version) if max_version else newest
+        if wanted > newest:
+            wanted = newest
+        self._wanted = wanted
+        self._interface = interface
+        self._region_name = region_name
+        self._service_type = service_type
+        self._versions: dict[str, api_versions.APIVersion] = {}
+        self._lock = threading.Lock()
+        self._http = threading.local()
+
+    @classmethod
+    def from_conf(cls, conf: typing.Any, group: str = "manila") -> ClientFactory:
+        """A factory configured from the ``[manila]`` options (see ``opts.py``)."""
+        section = getattr(conf, group)
+
+        def load_session(auth: typing.Any, connections: requests.Session) -> ks_session.Session:
+            return ks_loading.load_session_from_conf_options(conf, group, auth=auth,
+                                                             session=connections)
+
+        service_auth = None
+        if section.auth_type:
+            with client_mod.translate_errors(f"load the [{group}] service credentials"):
+                service_auth = ks_loading.load_auth_from_conf_options(conf, group)
+        return cls(
+            load_session,
+            max_version=section.max_api_version,
+            interface=(section.valid_interfaces or ["public"])[0],
+            region_name=section.region_name,
+            service_type=section.service_type or "sharev2",
+            endpoint_override=section.endpoint_override,
+            service_auth=service_auth,
+        )
+
+    def _session(self, auth: typing.Any) -> ks_session.Session:
+        """A keystoneauth session for ``auth`` over this thread's connections."""
+        connections = getattr(self._http, "session", None)
+        if connections is None:
+            connections = requests.Session()
+            # Nothing a response sets (a load balancer's cookie) may follow a job's
+            # requests into another tenant's job.
+            connections.cookies.set_policy(_no_cookies())
+            self._http.session = connections
+        return self._session_loader(auth, connections)
+
+    @property
+    def has_service_credentials(self) -> bool:
+        return self._service_auth is not None
+
+    def for_context(
+        self, *, auth_token: str | None, service_catalog: typing.Any, is_admin: bool
+    ) -> client_mod.ManilaClient:
+        """A client for a request context.
+
+        The caller's token is used when there is one (against ``endpoint_override``
+        or the catalog's Manila endpoint).  Without a token, the service
+        credentials are used -- only for an admin context, and only where configured.
+
+        :raises exception.NotAuthorized: no token, and no right to the service credentials.
+        """
+        if auth_token:
+            endpoint = self._endpoint_override or self.endpoint_from_catalog(service_catalog)
+            return self.for_token(auth_token, endpoint)
+        if self._service_auth is not None and is_admin:
+            return self.for_auth(self._service_auth, self._endpoint_override)
+        raise exception.NotAuthorized(
+            "the request carries no token"
+            + ("" if self._service_auth is None else " and is not an admin's")
+        )
+
+    def for_service(self) -> client_mod.ManilaClient:
+        """A client with the service credentials.
+
+        :raises exception.NotAuthorized: none are configured.
+        """
+        if self._service_auth is None:
+            raise exception.NotAuthorized("no service credentials are configured in [manila]")
+        return self.for_auth(self._service_auth, self._endpoint_override)
+
+    def endpoint_from_catalog(self, catalog: typing.Any) -> str:
+        """Find the Manila endpoint in a request context's service catalog."""
+        for entry in catalog or ():
+            if entry.get("type") != self._service_type:
+                continue
+            for endpoint in entry.get("endpoints", ()):
+                interface = endpoint.get("interface") or ""
+                if interface not in (self._interface, self._interface + "URL"):
+                    continue
+                if self._region_name and endpoint.get("region") not in (
+                    self._region_name, endpoint.get("region_id")
+                ):
+                    continue
+                url = endpoint.get("url") or endpoint.get(self._interface + "URL")
+                if url:
+                    return url
+        raise exception.Unsupported(
+            f"no {self._service_type} endpoint ({self._interface}) in the service catalog; "
+            "set [manila] endpoint_override"
+        )
+
+    def for_token(self, token: str, endpoint: str) -> client_mod.ManilaClient:
+        """A client acting with the caller's token against ``endpoint``."""
+        if not token:
+            raise exception.NotAuthorized("the request carries no token")
+        session = self._session(token_endpoint.Token(endpoint, token))
+        return self._build(session, endpoint)
+
+    def for_auth(self, auth: typing.Any, endpoint: str | None = None) -> client_mod.ManilaClient:
+        """A client acting with a keystoneauth auth plugin (service credentials)."""
+        session = self._session(auth)
+        if endpoint is None:
+            with client_mod.translate_errors("find the Manila endpoint"):
+                endpoint = session.get_endpoint(
+                    auth, service_type=self._service_type, interface=self._interface,
+                    region_name=self._region_name,
+                )
+            if not endpoint:
+                raise exception.Unsupported("no Manila endpoint found for the service credentials")
+        return self._build(session, endpoint)
+
+    def _build(self, session: ks_session.Session, endpoint: str) -> client_mod.ManilaClient:
+        version = self._negotiated(session, endpoint)
+        with client_mod.translate_errors("build a Manila client"):
+            client = manila_client.Client(
+                version, session=session, service_catalog_url=endpoint, retries=0
+            )
+        return client_mod.ManilaClient(client, version)
+
+    def _negotiated(self, session: ks_session.Session, endpoint: str) -> api_versions.APIVersion:
+        with self._lock:
+            known = self._versions.get(endpoint)
+        if known is not None:
+            return known
+        with client_mod.translate_errors(f"negotiate the Manila API version at {endpoint}"):
+            probe = manila_client.Client(
+                client_mod.CLIENT_MAX_VERSION, session=session, service_catalog_url=endpoint,
+                retries=0,
+            )
+            version = api_versions.discover_version(probe, self._wanted)
+        if version < client_mod.SHARE_TYPE_ID_VERSION:
+            # Below 2.6 Manila speaks of share types by name; everything still
+            # works, but say so: it is almost certainly not what the operator wants.
+            LOG.warning("Manila at %s negotiated microversion %s only",
+                        endpoint, version.get_string())
+        LOG.info("Manila at %s: using microversion %s", endpoint, version.get_string())
+        with self._lock:
+            self._versions[endpoint] = version
+        return version
+
+    def forget(self, endpoint: str) -> None:
+        """Drop a cached microversion (e.g. after Manila was upgraded or downgraded)."""
+        with self._lock:
+            self._versions.pop(endpoint, None)

@@ -1,0 +1,54 @@
+"""delete = delete the protect's snapshot and wait until it is gone; already gone is success."""
+
+from __future__ import annotations
+
+from manila_protector import exception
+from manila_protector.plugins import delivery as delivery_mod
+from manila_protector.plugins import statuses
+from manila_protector.plugins import values
+
+
+class Delete(delivery_mod.Operation):
+    """The delete operation."""
+
+    def __call__(self, saved: values.SavedInfo, *,
+                 caller: values.Caller | None = None) -> values.DeleteResult:
+        """Delete the snapshot and wait until it is gone; already gone is success.
+
+        :param caller: when given, the snapshot must be the caller's (or the caller an admin).
+        :raises exception.InvalidRequest: the snapshot belongs to another share.
+        :raises exception.NotAuthorized: the snapshot is another project's.
+        :raises exception.OperationFailed: Manila failed to delete it.
+        :raises exception.DeadlineExceeded: the deadline passed.
+        """
+        delivery = self._delivery
+        deadline = delivery.deadline(self._timeout)
+        snapshot_id = saved.snapshot_id
+        what = f"snapshot {snapshot_id}"
+        gone = values.DeleteResult(snapshot_id, already_gone=True)
+        try:
+            snapshot = delivery.saved_snapshot(saved, caller, deadline)
+        except exception.NotFound:
+            return gone
+        polled = delivery.snapshot_status(snapshot_id)
+        status = snapshot["status"]
+        if status not in statuses.SNAPSHOT_DELETABLE | statuses.SNAPSHOT_DELETING:
+            # Manila refuses to delete a snapshot being made or read: let it settle.
+            status = delivery.wait(polled, statuses.SNAPSHOT_SETTLED, deadline, what)
+        if status == statuses.GONE:
+            return gone
+        requested = status in statuses.SNAPSHOT_DELETABLE
+        if requested:
+            try:
+                delivery.request_deletion(
+                    f"deleting {what}", lambda: self._manila.delete_snapshot(snapshot_id),
+                    polled, statuses.SNAPSHOT_DELETABLE, deadline)
+            except exception.NotFound:
+                return gone
+        status = delivery.wait(polled, statuses.SNAPSHOT_GONE, deadline, what, changed=requested)
+        if status != statuses.GONE:
+            raise exception.OperationFailed(
+                f"{what} could not be deleted: status {status!r}",
+                details={"snapshot_id": snapshot_id, "status": status},
+            )
+        return values.DeleteResult(snapshot_id, already_gone=False)

@@ -1,0 +1,319 @@
+"""Getting requests to Manila and back, when answers may be lost.
+
+An operation (protect, restore, delete, verify) sends its requests through a
+:class:`Delivery`, which holds the rules every operation shares:
+
+* **Reads** are retried after a 5xx, a timeout or a broken connection until the
+  operation's deadline (:meth:`Delivery.read`; waits retry their polls the same way).
+* **Mutations** first pass the *guard* (:meth:`Delivery.mutate`): the worker's
+  guard proves that it still holds the share's lock.  A refusal is a
+  :class:`~manila_protector.exception.GuardRefused`: the request was not sent,
+  so nothing may have happened in Manila, and it is never sent again.
+* **A lost answer** (a retryable error from a mutation that was sent) does not
+  prove that Manila did nothing.  A create is sent again only after a lookup by
+  the job's tag found nothing it made (:meth:`Delivery.create`); a delete is
+  sent again only while the resource is still deletable
+  (:meth:`Delivery.request_deletion`); each at most :data:`REQUEST_ATTEMPTS` times.
+* **Cleanup**: what a failed job made is deleted within the cleanup deadline
+  (:meth:`Delivery.discard_snapshot`, :meth:`Delivery.discard_share`), and what
+  cannot be deleted is named in the job's error (``details.cleaned_up`` false).
+"""
+
+from __future__ import annotations
+
+import logging
+import typing
+
+from manila_protector import exception
+from manila_protector.plugins import manila_client
+from manila_protector.plugins import statuses
+from manila_protector.plugins import values
+from manila_protector.plugins import waiting
+
+LOG = logging.getLogger(__name__)
+
+_T = typing.TypeVar("_T")
+
+#: Sends of one create or delete request whose answers were lost (5xx, timeout).
+REQUEST_ATTEMPTS = 3
+
+Resource = dict[str, typing.Any]
+Guard = typing.Callable[[str], None]
+
+
+class Polled:
+    """A wait's status function that keeps what it last read.
+
+    The wait's final read is the resource in its final state; keeping it spares
+    the GET that would otherwise follow every wait.
+    """
+
+    def __init__(self, get: typing.Callable[[], Resource]) -> None:
+        self._get = get
+        self.last: Resource = {}
+
+    def __call__(self) -> str:
+        try:
+            self.last = self._get()
+        except exception.NotFound:
+            self.last = {}
+            return statuses.GONE
+        return self.last["status"]
+
+
+def answer_lost(exc: exception.ProtectorError) -> bool:
+    """Whether a failed mutating request may have been carried out all the same."""
+    return exc.retryable and not isinstance(exc, exception.GuardRefused)
+
+
+def left_behind(exc: exception.ProtectorError, key: str, resource_id: str,
+                cleaned_up: bool) -> None:
+    """Record in a failure what the job made (``details[key]``) and whether it was deleted."""
+    exc.details.setdefault(key, resource_id)
+    exc.details["cleaned_up"] = cleaned_up
+
+
+class Delivery:
+    """Sends an operation's requests to one Manila, under one guard.
+
+    :param manila: the client acting for the caller.
+    :param waiter: how to poll and back off.
+    :param cleanup_timeout: seconds a failed job may spend deleting what it made.
+    :param guard: called with a description before every mutating request; it
+        raises a :class:`~manila_protector.exception.ProtectorError` to stop it.
+    """
+
+    def __init__(self, manila: manila_client.ManilaClient, waiter: waiting.Waiter,
+                 cleanup_timeout: float, guard: Guard | None = None) -> None:
+        self.manila = manila
+        self._waiter = waiter
+        self._cleanup_timeout = cleanup_timeout
+        self._guard = guard
+
+    # -- deadlines and waits --------------------------------------------------------------
+
+    def deadline(self, seconds: float) -> waiting.Deadline:
+        """A deadline ``seconds`` from now on the waiter's clock."""
+        return waiting.Deadline(self._waiter.clock, seconds)
+
+    def cleanup_deadline(self) -> waiting.Deadline:
+        return self.deadline(self._cleanup_timeout)
+
+    def share_status(self, share_id: str) -> Polled:
+        return Polled(lambda: self.manila.get_share(share_id))
+
+    def snapshot_status(self, snapshot_id: str) -> Polled:
+        return Polled(lambda: self.manila.get_snapshot(snapshot_id))
+
+    def wait(self, fetch: typing.Callable[[], str], sets: statuses.StatusSets,
+             deadline: waiting.Deadline, what: str, *, changed: bool = False) -> str:
+        """See :meth:`waiting.Waiter.wait`."""
+        return self._waiter.wait(fetch, sets, deadline, what, changed=changed)
+
+    def until(self, probe: typing.Callable[[], _T | None], deadline: waiting.Deadline,
+              what: str, *, changed: bool = False,
+              pending: typing.Callable[[], str | None] = lambda: None) -> _T:
+        """See :meth:`waiting.Waiter.until`."""
+        return self._waiter.until(probe, deadline, what, changed=changed, pending=pending)
+
+    # -- requests -------------------------------------------------------------------------
+
+    def read(self, call: typing.Callable[[], _T], deadline: waiting.Deadline, what: str) -> _T:
+        """An idempotent request, retried after retryable errors until the deadline."""
+        return self._waiter.retry(call, deadline, what)
+
+    def mutate(self, what: str, call: typing.Callable[[], _T]) -> _T:
+        """A mutating request, sent only once the guard allows it.
+
+        :raises exception.GuardRefused: the guard refused; nothing was sent.
+        """
+        if self._guard is not None:
+            try:
+                self._guard(what)
+            except exception.ProtectorError as exc:
+                raise exception.GuardRefused.before(what, exc) from exc
+        return call()
+
+    def _resend(self, attempt: typing.Callable[[], _T], deadline: waiting.Deadline,
+                what: str) -> _T:
+        """Run ``attempt`` again after lost answers, at most REQUEST_ATTEMPTS times."""
+        return self._waiter.retry(attempt, deadline, what, attempts=REQUEST_ATTEMPTS,
+                                  retry_if=answer_lost)
+
+    def resend(self, attempt: typing.Callable[[], None], deadline: waiting.Deadline,
+               what: str) -> None:
+        """Run ``attempt`` -- which checks what Manila already did -- again after lost answers."""
+        self._resend(attempt, deadline, what)
+
+    def create(
+        self,
+        what: str,
+        create: typing.Callable[[], Resource],
+        find: typing.Callable[[], Resource | None] | None,
+        deadline: waiting.Deadline,
+    ) -> tuple[Resource, bool]:
+        """Send a create request; after a lost answer, adopt what it made or send it again.
+
+        A 5xx or a timeout does not prove that Manila did nothing: before each
+        new attempt ``find`` (a tag lookup) looks for what an earlier one made.
+        Without ``find`` the first error is raised.
+
+        :returns: the resource, and whether an answer was lost on the way (another
+            attempt might still surface later: the caller removes duplicates).
+        """
+        if find is None:
+            return self.mutate(what, create), False
+        lost = False
+
+        def attempt() -> Resource:
+            nonlocal lost
+            if lost:
+                found = find()
+                if found is not None:
+                    LOG.info("%s: an earlier request's answer was lost but Manila made %s; "
+                             "adopting it", what, found["id"])
+                    return found
+            try:
+                return self.mutate(what, create)
+            except exception.ProtectorError as exc:
+                lost = lost or answer_lost(exc)
+                raise
+
+        try:
+            return self._resend(attempt, deadline, what), lost
+        except exception.ProtectorError:
+            if not lost:
+                raise
+            # The last answer was lost too: one more look, so that nothing made is missed.
+            try:
+                found = self.read(find, self.cleanup_deadline(), f"looking for the {what}")
+            except exception.ProtectorError:
+                found = None
+            if found is None:
+                raise
+            LOG.info("%s: adopting %s, made by a request whose answer was lost", what,
+                     found["id"])
+            return found, True
+
+    def request_deletion(
+        self,
+        what: str,
+        delete: typing.Callable[[], None],
+        status: typing.Callable[[], str],
+        deletable: frozenset[str],
+        deadline: waiting.Deadline,
+    ) -> None:
+        """Send a delete request; after a lost answer, send it again only if Manila did not act.
+
+        :raises exception.NotFound: the resource is gone.
+        :raises exception.ProtectorError: the request failed ``REQUEST_ATTEMPTS``
+            times, or for good.
+        """
+        lost = False
+
+        def attempt() -> None:
+            nonlocal lost
+            if lost and status() not in deletable:
+                return  # deleting, or gone: an earlier request was carried out
+            try:
+                self.mutate(what, delete)
+            except exception.ProtectorError as exc:
+                lost = lost or answer_lost(exc)
+                raise
+
+        self._resend(attempt, deadline, what)
+
+    # -- the saved snapshot ---------------------------------------------------------------
+
+    def saved_snapshot(self, saved: values.SavedInfo, caller: values.Caller | None,
+                       deadline: waiting.Deadline) -> Resource:
+        """The saved snapshot, checked to be the saved share's and the caller's.
+
+        :raises exception.NotFound: the snapshot is gone.
+        :raises exception.InvalidRequest: it belongs to another share.
+        :raises exception.NotAuthorized: it is another project's.
+        """
+        snapshot = self.read(lambda: self.manila.get_snapshot(saved.snapshot_id), deadline,
+                             f"reading snapshot {saved.snapshot_id}")
+        if snapshot["share_id"] != saved.share_id:
+            raise exception.InvalidRequest(
+                f"snapshot {saved.snapshot_id} belongs to share {snapshot['share_id']}, "
+                f"not {saved.share_id}",
+                details={"field": "saved_info.share_id", "rule": "snapshot_owner"},
+            )
+        if caller is not None:
+            caller.check(snapshot.get("project_id"), f"snapshot {saved.snapshot_id}")
+        return snapshot
+
+    # -- cleanup --------------------------------------------------------------------------
+
+    def discard_snapshot(self, snapshot_id: str) -> bool:
+        """Delete a snapshot a failed job made (see :meth:`_discard`).
+
+        :returns: whether the snapshot is gone.
+        """
+        # Manila deletes a snapshot only once it is available or in error.
+        return self._discard(
+            f"snapshot {snapshot_id} of a failed job", self.snapshot_status(snapshot_id),
+            statuses.SNAPSHOT_SETTLED, statuses.SNAPSHOT_DELETABLE,
+            lambda: self.manila.delete_snapshot(snapshot_id), statuses.SNAPSHOT_GONE)
+
+    def discard_share(self, share_id: str) -> bool:
+        """Delete a share a failed restore made (see :meth:`_discard`).
+
+        :returns: whether the share is gone.
+        """
+        # Manila deletes a share only once it is no longer being created.
+        return self._discard(
+            f"share {share_id} of a failed restore", self.share_status(share_id),
+            statuses.NEW_SHARE_READY, statuses.SHARE_DELETABLE,
+            lambda: self.manila.delete_share(share_id), statuses.SHARE_GONE)
+
+    def _discard(
+        self,
+        what: str,
+        polled: Polled,
+        settled: statuses.StatusSets,
+        deletable: frozenset[str],
+        delete: typing.Callable[[], None],
+        gone: statuses.StatusSets,
+    ) -> bool:
+        """Delete what a failed job made, within the cleanup deadline; never raises.
+
+        Waits for the resource to settle (``settled``), asks for its deletion when
+        its status is in ``deletable``, then waits until it is gone.
+
+        :returns: whether the resource is gone.
+        """
+        deadline = self.cleanup_deadline()
+        try:
+            status = self.wait(polled, settled, deadline, what)
+            if status in deletable:
+                try:
+                    self.request_deletion(f"deleting {what}", delete, polled, deletable,
+                                          deadline)
+                except exception.NotFound:
+                    status = statuses.GONE
+            if status != statuses.GONE:
+                status = self.wait(polled, gone, deadline, what, changed=True)
+        except exception.ProtectorError as exc:
+            LOG.warning("could not delete %s: %s", what, exc)
+            return False
+        if status != statuses.GONE:
+            LOG.warning("could not delete %s: it is %r", what, status)
+            return False
+        LOG.info("deleted %s", what)
+        return True
+
+
+class Operation:
+    """An operation of the core (protect, restore, delete, verify) sending through ``delivery``.
+
+    :param delivery: the requests' rules and the client acting for the caller.
+    :param timeout: the operation's deadline in seconds (every wait of one run shares it).
+    """
+
+    def __init__(self, delivery: Delivery, timeout: float) -> None:
+        self._delivery = delivery
+        self._manila = delivery.manila
+        self._timeout = timeout
