@@ -125,9 +125,11 @@ class Driver:
 
     def __init__(self, conf: cfg.ConfigOpts, standin: ManilaStandIn) -> None:
         self.standin = standin
+        self.conf = conf
         self.transport = rpc_api.get_transport(conf)
         self.notification_transport = oslo_messaging.get_notification_transport(conf)
-        self.client = rpc_api.ProtectorAPI(self.transport, topic=conf.worker.topic, timeout=60)
+        self.client = rpc_api.ProtectorAPI(self.transport, topic=conf.worker.topic,
+                                           exchange=conf.control_exchange, timeout=60)
         self.project = rig.unlimited_project(standin)
         self.ctxt = rig.member_context(self.project)
         self.starts = StartCounter()
@@ -139,7 +141,8 @@ class Driver:
 
     def wait_ready(self, alive: typing.Callable[[], bool]) -> None:
         """Until the worker answers (``NotFound`` for a job that does not exist)."""
-        probe = rpc_api.ProtectorAPI(self.transport, topic=self.client_topic, timeout=2)
+        probe = rpc_api.ProtectorAPI(self.transport, topic=self.client_topic,
+                                      exchange=self.conf.control_exchange, timeout=2)
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline and alive():
             try:
@@ -257,7 +260,8 @@ def child_main() -> int:
     service = service_mod.WorkerService(conf, transport=transport,
                                         notification_transport=notification_transport)
     service.start()
-    client = rpc_api.ProtectorAPI(transport, topic=conf.worker.topic, timeout=60)
+    client = rpc_api.ProtectorAPI(transport, topic=conf.worker.topic,
+                                  exchange=conf.control_exchange, timeout=60)
     ctxt = rig.member_context(spec["project"])
     starts = StartCounter()
     listener = oslo_messaging.get_notification_listener(

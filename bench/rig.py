@@ -105,7 +105,8 @@ class WorkerRig:
         self.notification_transport = oslo_messaging.get_notification_transport(conf)
         self.service = service_mod.WorkerService(
             conf, transport=self.transport, notification_transport=self.notification_transport)
-        self.client = rpc_api.ProtectorAPI(self.transport, topic=conf.worker.topic, timeout=60)
+        self.client = rpc_api.ProtectorAPI(self.transport, topic=conf.worker.topic,
+                                           exchange=conf.control_exchange, timeout=60)
 
     def __enter__(self) -> WorkerRig:
         self.service.start()

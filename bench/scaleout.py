@@ -123,7 +123,8 @@ def one_run(number: int, workers_count: int, args: argparse.Namespace,
                                             max_concurrent_jobs=4, lock_wait=120,
                                             options=QUEUES[args.queues]))
         share_ids = standin.create_shares(project, args.shares, size=1)
-        client = rabbit.rpc_api.ProtectorAPI(broker.transport, topic=names.topic)
+        client = rabbit.rpc_api.ProtectorAPI(broker.transport, topic=names.topic,
+                                                   exchange=broker.control_exchange)
         jobs = [(str(uuid.uuid4()), share_ids[i % len(share_ids)]) for i in range(args.jobs)]
         requests_before = standin.count_requests()
         cpu_before = time.process_time()

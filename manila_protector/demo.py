@@ -123,7 +123,8 @@ def _run(args: argparse.Namespace, standin: ManilaStandIn, state_path: str,
     worker = service_mod.WorkerService(conf, transport=transport,
                                        notification_transport=notification_transport)
     worker.start()
-    client = rpc_api.ProtectorAPI(transport, topic=conf.worker.topic)
+    client = rpc_api.ProtectorAPI(transport, topic=conf.worker.topic,
+                                   exchange=conf.control_exchange)
     ctxt = oslo_context.RequestContext(auth_token=f"demo:{project}", user_id="demo",
                                        project_id=project, roles=["member", "reader"])
     ok = True

@@ -129,6 +129,16 @@ class LockUnavailable(ProtectorError):
     retryable = True
 
 
+class WorkerUnavailable(ProtectorError):
+    """No worker answered a job in time (the bus is down, or no worker serves the topic).
+
+    The job may still run: sending it again with the same ``job_id`` is safe.
+    """
+
+    code = "worker_unavailable"
+    retryable = True
+
+
 class GuardRefused(ProtectorError):
     """A request that would change Manila was stopped before it was sent: Manila was not asked.
 
@@ -164,3 +174,30 @@ class JobConflict(ProtectorError):
     """A job id was reused for a different operation or share."""
 
     code = "job_conflict"
+
+
+def _leaves() -> dict[str, type[ProtectorError]]:
+    found: dict[str, type[ProtectorError]] = {}
+    pending: list[type[ProtectorError]] = [ProtectorError]
+    while pending:
+        cls = pending.pop()
+        found.setdefault(cls.code, cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def from_dict(error: typing.Mapping[str, typing.Any]) -> ProtectorError:
+    """The error a job record carries (:meth:`ProtectorError.to_dict`) as an exception.
+
+    The class is the one with that ``code``; an unknown code keeps its code and
+    retryability on a :class:`ProtectorError`.
+    """
+    code = str(error.get("code") or ProtectorError.code)
+    message = str(error.get("message") or code)
+    details = dict(error.get("details") or {})
+    request_id = error.get("request_id")
+    cls = _leaves().get(code)
+    if cls is None or cls is GuardRefused:
+        return GuardRefused(message, request_id=request_id, details=details, code=code,
+                            retryable=bool(error.get("retryable")))
+    return cls(message, request_id=request_id, details=details)

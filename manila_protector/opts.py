@@ -29,14 +29,6 @@ from manila_protector.plugins import values
 from manila_protector.plugins import waiting
 from manila_protector.rpc import contract
 
-#: oslo.messaging options whose defaults differ for the worker: (group, name) -> value.
-#: Durable queues and exchanges: a RabbitMQ restart loses no accepted request and no
-#: unread notification (callers and consumers on the same exchange must match).
-MESSAGING_DEFAULTS: dict[tuple[str, str], object] = {
-    ("DEFAULT", "control_exchange"): contract.CONTROL_EXCHANGE,
-    ("oslo_messaging_rabbit", "amqp_durable_queues"): True,
-}
-
 _WAIT = waiting.WaitPolicy
 _TIMEOUTS = values.Timeouts
 
@@ -200,7 +192,7 @@ def _keystoneauth_opts() -> list[cfg.Opt]:
     opts = (
         ks_loading.get_session_conf_options()
         + ks_loading.get_auth_common_conf_options()
-        + ks_loading.get_adapter_conf_options(include_deprecated=False)
+        + ks_loading.get_adapter_conf_options(include_deprecated=True)
     )
     for opt in opts:
         if opt.dest in _MANILA_DEFAULTS:
@@ -233,16 +225,6 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     register_manila_opts(conf)
 
 
-def set_messaging_defaults(conf: cfg.ConfigOpts) -> None:
-    """Give ``conf`` the worker's defaults of oslo.messaging options (a configured value wins).
-
-    On this conf only: :func:`set_lib_defaults` changes the default of every
-    ConfigOpts in the process.
-    """
-    for (group, name), value in MESSAGING_DEFAULTS.items():
-        conf.set_default(name, value, group=None if group == "DEFAULT" else group)
-
-
 def set_lib_defaults() -> None:
     """The worker's defaults of oslo.messaging options, process-wide, for the sample file.
 
@@ -250,12 +232,12 @@ def set_lib_defaults() -> None:
     before it lists the ``oslo.messaging`` namespace; nothing else calls it.
     """
     oslo_messaging.set_transport_defaults(
-        control_exchange=MESSAGING_DEFAULTS[("DEFAULT", "control_exchange")])
+        control_exchange=contract.MESSAGING_DEFAULTS[("DEFAULT", "control_exchange")])
     try:  # NOTE: oslo.messaging offers no public setter for its rabbit options
         from oslo_messaging._drivers import amqp
     except ImportError:  # pragma: no cover - another oslo.messaging layout
         return
-    cfg.set_defaults(amqp.amqp_opts, amqp_durable_queues=MESSAGING_DEFAULTS[
+    cfg.set_defaults(amqp.amqp_opts, amqp_durable_queues=contract.MESSAGING_DEFAULTS[
         ("oslo_messaging_rabbit", "amqp_durable_queues")])
 
 

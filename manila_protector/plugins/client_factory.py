@@ -9,12 +9,14 @@ once per endpoint.  Errors are translated by
 
 from __future__ import annotations
 
+import copy
 import http.cookiejar
 import logging
 import threading
 import typing
 
 from keystoneauth1 import loading as ks_loading
+from keystoneauth1.access import service_catalog as ks_catalog
 from keystoneauth1 import session as ks_session
 from keystoneauth1 import token_endpoint
 from manilaclient import api_versions
@@ -33,6 +35,13 @@ def _no_cookies() -> http.cookiejar.CookiePolicy:
 
 
 
+def _interfaces(section: typing.Any) -> tuple[str, ...]:
+    """``valid_interfaces`` (in order of preference), else the deprecated ``interface``."""
+    if section.valid_interfaces:
+        return tuple(section.valid_interfaces)
+    return (section.interface,) if section.interface else ("public",)
+
+
 class ClientFactory:
     """Builds Manila clients; negotiates the microversion once per endpoint.
 
@@ -42,6 +51,10 @@ class ClientFactory:
         ``requests.Session``, so its jobs reuse their connections to Manila
         (keep-alive) whatever token each job carries; it stores no cookies.
     :param max_version: the highest microversion to ask for (default: the client's).
+    :param interface: the catalog interface to use (``public``, ``internal``,
+        ``admin``; ``publicURL`` spellings too), or several in order of preference.
+    :param region_name: the catalog region to use (None: any).
+    :param service_type: Manila's service type in the catalog.
     :param endpoint_override: the Manila endpoint, where there is no service catalog.
     :param service_auth: a keystoneauth auth plugin with the service's own credentials,
         or None where none are configured.
@@ -51,7 +64,7 @@ class ClientFactory:
         self,
         session_loader: typing.Callable[[typing.Any, requests.Session], ks_session.Session],
         max_version: str | None = None,
-        interface: str = "public",
+        interface: str | typing.Sequence[str] = "public",
         region_name: str | None = None,
         service_type: str = "sharev2",
         endpoint_override: str | None = None,
@@ -65,7 +78,7 @@ class ClientFactory:
         if wanted > newest:
             wanted = newest
         self._wanted = wanted
-        self._interface = interface
+        self._interfaces = (interface,) if isinstance(interface, str) else tuple(interface)
         self._region_name = region_name
         self._service_type = service_type
         self._versions: dict[str, api_versions.APIVersion] = {}
@@ -88,7 +101,7 @@ class ClientFactory:
         return cls(
             load_session,
             max_version=section.max_api_version,
-            interface=(section.valid_interfaces or ["public"])[0],
+            interface=_interfaces(section),
             region_name=section.region_name,
             service_type=section.service_type or "sharev2",
             endpoint_override=section.endpoint_override,
@@ -141,25 +154,36 @@ class ClientFactory:
         return self.for_auth(self._service_auth, self._endpoint_override)
 
     def endpoint_from_catalog(self, catalog: typing.Any) -> str:
-        """Find the Manila endpoint in a request context's service catalog."""
-        for entry in catalog or ():
-            if entry.get("type") != self._service_type:
-                continue
-            for endpoint in entry.get("endpoints", ()):
-                interface = endpoint.get("interface") or ""
-                if interface not in (self._interface, self._interface + "URL"):
-                    continue
-                if self._region_name and endpoint.get("region") not in (
-                    self._region_name, endpoint.get("region_id")
-                ):
-                    continue
-                url = endpoint.get("url") or endpoint.get(self._interface + "URL")
-                if url:
-                    return url
-        raise exception.Unsupported(
-            f"no {self._service_type} endpoint ({self._interface}) in the service catalog; "
-            "set [manila] endpoint_override"
-        )
+        """Find the Manila endpoint in a request context's service catalog.
+
+        Either form a caller may hand over: the **v2 form** keystonemiddleware gives
+        services (``X-Service-Catalog``; endpoints with ``publicURL``,
+        ``internalURL``, ``adminURL``) -- what Karbor's context carries -- or the
+        **v3 form** of a token's catalog (endpoints with ``interface`` and ``url``).
+        keystoneauth's own catalog classes read them, honouring the configured
+        interfaces (in order of preference) and region.
+
+        :raises exception.Unsupported: no such endpoint (the message names
+            ``[manila] endpoint_override`` as the other way).
+        """
+        entries = [copy.deepcopy(dict(entry)) for entry in catalog or ()
+                   if isinstance(entry, typing.Mapping)]
+        v3 = any(isinstance(endpoint, typing.Mapping) and "interface" in endpoint
+                 for entry in entries for endpoint in entry.get("endpoints") or ())
+        reader = (ks_catalog.ServiceCatalogV3 if v3 else ks_catalog.ServiceCatalogV2)(entries)
+        wanted = (f"{self._service_type} endpoint ({'/'.join(self._interfaces)}"
+                  + (f", region {self._region_name}" if self._region_name else "") + ")")
+        with client_mod.translate_errors(
+                f"no {wanted} in the request's service catalog, and no [manila] "
+                "endpoint_override"):
+            url = reader.url_for(service_type=self._service_type,
+                                 interface=list(self._interfaces),
+                                 region_name=self._region_name)
+        if not url:
+            raise exception.Unsupported(
+                f"no {wanted} in the request's service catalog, and no [manila] "
+                "endpoint_override")
+        return url
 
     def for_token(self, token: str, endpoint: str) -> client_mod.ManilaClient:
         """A client acting with the caller's token against ``endpoint``."""
@@ -174,7 +198,7 @@ class ClientFactory:
         if endpoint is None:
             with client_mod.translate_errors("find the Manila endpoint"):
                 endpoint = session.get_endpoint(
-                    auth, service_type=self._service_type, interface=self._interface,
+                    auth, service_type=self._service_type, interface=list(self._interfaces),
                     region_name=self._region_name,
                 )
             if not endpoint:

@@ -1,9 +1,13 @@
 """The client side of the RPC API: what callers (Karbor, the CLI, the benchmarks) import.
 
-Example::
+Example (a configuration of the caller's own, so that the worker's messaging
+defaults never change a service's global ``cfg.CONF``)::
 
-    transport = api.get_transport(conf)            # rebuilds our exception types
-    client = api.ProtectorAPI(transport)
+    conf = cfg.ConfigOpts()
+    api.prepare_conf(conf)                          # durable, as the worker declares
+    conf([])
+    transport = api.get_transport(conf, "rabbit://user:password@rabbit:5672/")
+    client = api.ProtectorAPI(transport)            # the workers' exchange and topic
     record = client.protect(ctxt, str(uuid.uuid4()), share_id,
                             {"snapshot_name": "nightly", "description": "", "force": False})
     client.restore(ctxt, str(uuid.uuid4()), share_id, record["result"], {}, cast=True)
@@ -11,23 +15,67 @@ Example::
 A ``call`` returns the final job record (the worker sends heartbeats while the
 job runs); ``cast=True`` returns at once and the outcome arrives as
 notifications.  A request whose ``.start`` notification (or reply) never comes
-may be sent again with the same ``job_id``: that is always safe.
+may be sent again with the same ``job_id``: the worker that has the job answers
+for it (see ``doc/rpc.rst``).
+
+This module imports nothing of the worker's side.
 """
 
 from __future__ import annotations
 
+import importlib
 import typing
 
+from oslo_config import cfg
 import oslo_messaging
+from oslo_messaging import opts as oslo_messaging_opts
 
 from manila_protector.rpc import context as rpc_context
 from manila_protector.rpc import contract
 
 DEFAULT_TOPIC = contract.DEFAULT_TOPIC
+DEFAULT_EXCHANGE = contract.CONTROL_EXCHANGE
+#: Seconds a call may go without a heartbeat from the worker (the worker is presumed dead).
+DEFAULT_TIMEOUT = 60.0
+#: Seconds a ``call`` waits for a job in total.
+DEFAULT_JOB_TIMEOUT = 4 * 3600.0
 
 
-def get_transport(conf: typing.Any, url: str | None = None) -> typing.Any:
+def register_messaging_opts(conf: cfg.ConfigOpts) -> None:
+    """Register every option oslo.messaging reads on ``conf`` (harmless if already there).
+
+    oslo.messaging 18 registers ``[oslo_messaging_tracing]`` and
+    ``[oslo_messaging_metrics]`` only on the global ``cfg.CONF``, yet reads them
+    from the transport's conf on every call and cast: without them a private
+    ConfigOpts fails with ``NoSuchOptError``.
+    """
+    for group, options in oslo_messaging_opts.list_opts():
+        conf.register_opts(options, group=group)
+    for module, group in (("oslo_messaging._tracing.client", "oslo_messaging_tracing"),
+                          ("oslo_messaging._metrics.client", "oslo_messaging_metrics")):
+        try:
+            options = getattr(importlib.import_module(module), group)
+        except (ImportError, AttributeError):  # releases without them read nothing
+            continue
+        conf.register_opts(options, group=group)
+
+
+def prepare_conf(conf: cfg.ConfigOpts) -> None:
+    """Make ``conf`` -- one of the caller's own -- speak to the workers as they expect.
+
+    Registers oslo.messaging's options and gives them the worker's defaults
+    (:data:`contract.MESSAGING_DEFAULTS`: durable queues and exchanges, the
+    workers' exchange); a value the caller configures wins.  Do not pass a
+    service's global ``cfg.CONF``: its own queues would change declaration.
+    """
+    register_messaging_opts(conf)
+    for (group, name), value in contract.MESSAGING_DEFAULTS.items():
+        conf.set_default(name, value, group=None if group == "DEFAULT" else group)
+
+
+def get_transport(conf: cfg.ConfigOpts, url: str | None = None) -> typing.Any:
     """An RPC transport that turns the worker's errors back into our exception types."""
+    register_messaging_opts(conf)
     return oslo_messaging.get_rpc_transport(conf, url=url,
                                             allowed_remote_exmods=contract.ALLOWED_REMOTE_EXMODS)
 
@@ -37,15 +85,18 @@ class ProtectorAPI:
 
     :param transport: an oslo.messaging RPC transport (see :func:`get_transport`).
     :param topic: the workers' topic.
+    :param exchange: the workers' exchange (named explicitly: a caller's own
+        ``control_exchange`` is usually ``openstack`` or its service's).
     :param timeout: seconds a call may go without a heartbeat from the worker
         before it fails with ``MessagingTimeout`` (the worker is presumed dead).
     :param job_timeout: seconds a ``call`` waits for a job in total.
     """
 
     def __init__(self, transport: typing.Any, *, topic: str = DEFAULT_TOPIC,
-                 timeout: float = 60.0, job_timeout: float = 4 * 3600.0) -> None:
-        target = oslo_messaging.Target(topic=topic, namespace=contract.NAMESPACE,
-                                       version=contract.VERSION)
+                 exchange: str = DEFAULT_EXCHANGE, timeout: float = DEFAULT_TIMEOUT,
+                 job_timeout: float = DEFAULT_JOB_TIMEOUT) -> None:
+        target = oslo_messaging.Target(exchange=exchange, topic=topic,
+                                       namespace=contract.NAMESPACE, version=contract.VERSION)
         self._client = oslo_messaging.get_rpc_client(
             transport, target, serializer=rpc_context.RequestContextSerializer(),
             timeout=timeout)

@@ -1,4 +1,9 @@
-"""Request contexts over RPC: an oslo.context ``RequestContext`` travels with every message."""
+"""Request contexts over RPC: the caller's whole context travels with every message.
+
+oslo.context's ``RequestContext`` carries no service catalog, yet the worker
+needs the caller's to find Manila: :class:`RequestContext` adds it (the same
+attribute Karbor's and Nova's contexts have), and the serializer keeps it.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,36 @@ import typing
 from oslo_context import context as oslo_context
 import oslo_messaging
 
-class RequestContextSerializer(oslo_messaging.Serializer):
-    """Serialises the request context as a dict and rebuilds a ``RequestContext``.
 
+class RequestContext(oslo_context.RequestContext):
+    """oslo.context's request context with the caller's ``service_catalog``.
+
+    :param service_catalog: the catalog as the caller holds it (keystonemiddleware's
+        v2 form, or a token's v3 form); None where there is none.
+    """
+
+    def __init__(self, *args: typing.Any, service_catalog: typing.Any = None,
+                 **kwargs: typing.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.service_catalog = service_catalog
+
+    def to_dict(self) -> dict[str, typing.Any]:
+        values = super().to_dict()
+        values["service_catalog"] = self.service_catalog
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, typing.Any],
+                  **kwargs: typing.Any) -> RequestContext:
+        kwargs.setdefault("service_catalog", values.get("service_catalog"))
+        return super().from_dict(values, **kwargs)
+
+
+class RequestContextSerializer(oslo_messaging.Serializer):
+    """Serialises the request context as a dict and rebuilds a :class:`RequestContext`.
+
+    Any context with ``to_dict()`` is accepted (oslo.context's, Karbor's); its
+    ``service_catalog`` attribute travels even where its ``to_dict`` leaves it out.
     Pass the same serializer to the RPC client, the RPC server, the notifier and
     notification listeners.
     """
@@ -26,15 +58,19 @@ class RequestContextSerializer(oslo_messaging.Serializer):
     def serialize_context(self, ctxt: typing.Any) -> dict[str, typing.Any]:
         if isinstance(ctxt, dict):
             return ctxt
-        return ctxt.to_dict()
+        values = ctxt.to_dict()
+        catalog = getattr(ctxt, "service_catalog", None)
+        if catalog is not None and values.get("service_catalog") is None:
+            values["service_catalog"] = catalog
+        return values
 
     def deserialize_context(self, ctxt: typing.Any) -> oslo_context.RequestContext:
         if isinstance(ctxt, oslo_context.RequestContext):
             return ctxt
         if not isinstance(ctxt, dict):
             # A malformed context is an anonymous one: it is refused later, typed.
-            return oslo_context.RequestContext()
+            return RequestContext()
         try:
-            return oslo_context.RequestContext.from_dict(ctxt)
+            return RequestContext.from_dict(ctxt)
         except (TypeError, ValueError, AttributeError):
-            return oslo_context.RequestContext()
+            return RequestContext()

@@ -17,3 +17,13 @@ DEFAULT_TOPIC = "manila_protector"
 CONTROL_EXCHANGE = "manila_protector"
 #: Modules whose exceptions a caller's transport rebuilds as the original types.
 ALLOWED_REMOTE_EXMODS = ["manila_protector.exception"]
+
+#: oslo.messaging options whose defaults differ for the workers, and must be the
+#: same for everyone on their exchange: (group, name) -> value.  Durable queues and
+#: exchanges, so that a RabbitMQ restart loses no accepted request and no unread
+#: notification; a caller or consumer declaring them otherwise is refused by
+#: RabbitMQ (``PRECONDITION_FAILED - inequivalent arg 'durable'``).
+MESSAGING_DEFAULTS: dict[tuple[str, str], object] = {
+    ("DEFAULT", "control_exchange"): CONTROL_EXCHANGE,
+    ("oslo_messaging_rabbit", "amqp_durable_queues"): True,
+}

@@ -9,7 +9,6 @@ Console script::
 from __future__ import annotations
 
 import fcntl
-import importlib
 import os
 import signal
 import sys
@@ -19,7 +18,6 @@ import typing
 from oslo_config import cfg
 from oslo_log import log as logging
 import oslo_messaging
-from oslo_messaging import opts as oslo_messaging_opts
 
 from manila_protector import opts
 from manila_protector.plugins import runtime as plugin_runtime
@@ -34,21 +32,6 @@ from manila_protector.worker import runner as runner_mod
 LOG = logging.getLogger(__name__)
 
 
-def _register_messaging_opts(conf: cfg.ConfigOpts) -> None:
-    for group, options in oslo_messaging_opts.list_opts():
-        conf.register_opts(options, group=group)
-    # oslo.messaging 18 registers these two groups only on the global cfg.CONF, yet
-    # reads them from the transport's conf on every call/cast: register them here
-    # so that any ConfigOpts works.
-    for module, group in (("oslo_messaging._tracing.client", "oslo_messaging_tracing"),
-                          ("oslo_messaging._metrics.client", "oslo_messaging_metrics")):
-        try:
-            options = getattr(importlib.import_module(module), group)
-        except (ImportError, AttributeError):  # other oslo.messaging releases
-            continue
-        conf.register_opts(options, group=group)
-
-
 def prepare_conf(conf: cfg.ConfigOpts) -> None:
     """Register every option the worker reads on ``conf`` (before parsing).
 
@@ -61,8 +44,7 @@ def prepare_conf(conf: cfg.ConfigOpts) -> None:
     """
     logging.register_options(conf)
     opts.register_opts(conf)
-    _register_messaging_opts(conf)
-    opts.set_messaging_defaults(conf)
+    rpc_api.prepare_conf(conf)
 
 
 class WorkerService:
@@ -129,6 +111,10 @@ class WorkerService:
         self._housekeeping = threading.Thread(target=self._housekeep, name="housekeeping",
                                               daemon=True)
         self._housekeeping.start()
+        if not conf.manila.endpoint_override:
+            LOG.warning("[manila] endpoint_override is not set: each job must bring Manila's "
+                        "endpoint in its request context's service catalog (v2 or v3 form); "
+                        "a job without one is refused (unsupported)")
         LOG.info("worker %s serving topic %s (%d job(s) resumed, journal %s)", self.host,
                  conf.worker.topic, resumed, self.journal.counts())
 

@@ -110,7 +110,8 @@ def notifications(broker: rabbit.Broker,
 @pytest.fixture
 def client(broker: rabbit.Broker, names: rabbit.Names) -> rpc_api.ProtectorAPI:
     """The RPC client on this test's topic (``call`` waits for the final record)."""
-    return rpc_api.ProtectorAPI(broker.transport, topic=names.topic, timeout=30)
+    return rpc_api.ProtectorAPI(broker.transport, topic=names.topic,
+                                exchange=broker.control_exchange, timeout=30)
 
 
 # -- the real Manila ----------------------------------------------------------------------

@@ -92,7 +92,8 @@ def test_rabbitmq_restart_under_load_loses_no_accepted_job(
         options=queue_options()))
         for _ in range(2)]
     pids = [w.popen.pid for w in started]
-    client = rpc_api.ProtectorAPI(cluster.broker.transport, topic=cluster.names.topic)
+    client = rpc_api.ProtectorAPI(cluster.broker.transport, topic=cluster.names.topic,
+                                  exchange=cluster.broker.control_exchange)
     collector = cluster.notifications.collector
 
     jobs = {outcomes.new_id(): share_ids[i % len(share_ids)]
@@ -141,7 +142,7 @@ def test_rabbitmq_restart_under_load_loses_no_accepted_job(
     # Where did the lost ones go?  Ask each worker's journal.
     where: dict[str, str] = {}
     probe = rpc_api.ProtectorAPI(cluster.broker.transport, topic=cluster.names.topic,
-                                 timeout=10)
+                                 exchange=cluster.broker.control_exchange, timeout=10)
     for job_id in lost:
         where[job_id] = "unknown to every worker"
         for worker in started:

@@ -129,7 +129,8 @@ def make_client(broker: rabbit.Broker,
     """``make_client(timeout=30)``: a ProtectorAPI on this test's topic."""
 
     def make(timeout: float = 30.0) -> rpc_api.ProtectorAPI:
-        return rpc_api.ProtectorAPI(broker.transport, topic=names.topic, timeout=timeout)
+        return rpc_api.ProtectorAPI(broker.transport, topic=names.topic,
+                                    exchange=broker.control_exchange, timeout=timeout)
 
     return make
 

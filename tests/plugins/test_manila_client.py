@@ -316,11 +316,84 @@ def test_endpoint_lookup_honours_interface_and_region(standin):
     assert public.endpoint_from_catalog(entries) == "http://public/v2"
 
 
+def v2_catalog(public, internal="http://internal/v2", admin="http://admin/v2",
+               region="RegionOne", service_type="sharev2"):
+    """A catalog as keystonemiddleware hands it to a service (X-Service-Catalog, v2 form)."""
+    return [
+        {"type": "identity", "name": "keystone",
+         "endpoints": [{"region": region, "publicURL": "http://ks/v3",
+                        "internalURL": "http://ks/v3", "adminURL": "http://ks/v3"}]},
+        {"type": service_type, "name": "manilav2",
+         "endpoints": [{"region": region, "publicURL": public, "internalURL": internal,
+                        "adminURL": admin}]},
+    ]
+
+
+def test_context_with_a_keystonemiddleware_catalog_finds_manila(standin, factory, project):
+    mine = standin.create_share(project)
+    manila = factory.for_context(auth_token=f"user:{project}",
+                                 service_catalog=v2_catalog(standin.endpoint), is_admin=False)
+    assert manila.get_share(mine["id"])["project_id"] == project
+
+
+@pytest.mark.parametrize(("interface", "expected"), [
+    ("public", "http://public/v2"), ("publicURL", "http://public/v2"),
+    ("internal", "http://internal/v2"), ("internalURL", "http://internal/v2"),
+    ("admin", "http://admin/v2"), (("internal", "public"), "http://internal/v2"),
+])
+@pytest.mark.parametrize("form", ["v2", "v3"])
+def test_both_catalog_forms_honour_the_configured_interface(interface, expected, form):
+    if form == "v2":
+        entries = v2_catalog("http://public/v2")
+    else:
+        entries = [{"type": "sharev2", "endpoints": [
+            {"interface": name, "region": "RegionOne", "region_id": "RegionOne",
+             "url": f"http://{name}/v2"} for name in ("public", "internal", "admin")]}]
+    factory = client_factory.ClientFactory(plain_session, interface=interface)
+    assert factory.endpoint_from_catalog(entries) == expected
+
+
+def test_a_keystonemiddleware_catalog_honours_the_region():
+    entries = v2_catalog("http://one/v2", region="RegionOne")
+    entries[1]["endpoints"].append({"region": "RegionTwo", "publicURL": "http://two/v2",
+                                    "internalURL": "http://two-i/v2",
+                                    "adminURL": "http://two-a/v2"})
+    two = client_factory.ClientFactory(plain_session, region_name="RegionTwo")
+    assert two.endpoint_from_catalog(entries) == "http://two/v2"
+    three = client_factory.ClientFactory(plain_session, region_name="RegionThree")
+    with pytest.raises(exception.Unsupported) as info:
+        three.endpoint_from_catalog(entries)
+    assert "RegionThree" in str(info.value) and "endpoint_override" in str(info.value)
+
+
+def test_reading_a_catalog_leaves_the_callers_catalog_as_it_was():
+    entries = v2_catalog("http://public/v2")
+    before = repr(entries)
+    client_factory.ClientFactory(plain_session).endpoint_from_catalog(entries)
+    assert repr(entries) == before
+
+
+def test_the_interface_options_are_read_in_order_of_preference():
+    conf = cfg.ConfigOpts()
+    opts.register_manila_opts(conf)
+    conf([])
+    entries = v2_catalog("http://public/v2")
+    assert client_factory.ClientFactory.from_conf(conf).endpoint_from_catalog(
+        entries) == "http://public/v2"
+    conf.set_override("interface", "internalURL", group="manila")
+    assert client_factory.ClientFactory.from_conf(conf).endpoint_from_catalog(
+        entries) == "http://internal/v2"
+    conf.set_override("valid_interfaces", ["admin", "public"], group="manila")
+    assert client_factory.ClientFactory.from_conf(conf).endpoint_from_catalog(
+        entries) == "http://admin/v2"
+
+
 @pytest.mark.parametrize("entries", [
     None,
     [],
     catalog("http://manila-v1/v1", service_type="share"),
     catalog("http://manila/v2", interface="admin"),
+    v2_catalog("http://manila-v1/v1", service_type="share"),
 ])
 def test_catalog_without_a_sharev2_endpoint_is_unsupported(factory, entries):
     with pytest.raises(exception.Unsupported) as info:

@@ -321,7 +321,8 @@ class Workers:
         self._names = names
         self._root = root
         self._ctxt = ctxt
-        self._probe = rpc_api.ProtectorAPI(broker.transport, topic=names.topic, timeout=2)
+        self._probe = rpc_api.ProtectorAPI(broker.transport, topic=names.topic,
+                                           exchange=broker.control_exchange, timeout=2)
         self.started: list[WorkerProcess] = []
 
     def configure(

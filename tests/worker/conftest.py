@@ -107,7 +107,8 @@ def worker_restart(conf, transport):
 
 @pytest.fixture
 def client(conf, transport):
-    return rpc_api.ProtectorAPI(transport, topic=conf.worker.topic, timeout=30)
+    return rpc_api.ProtectorAPI(transport, topic=conf.worker.topic,
+                                exchange=conf.control_exchange, timeout=30)
 
 
 @pytest.fixture
