@@ -153,6 +153,7 @@ def configure(args):
     """Karbor's global configuration, objects and logging (karbor/cmd/protection.py)."""
     from oslo_config import cfg
     from oslo_log import log as logging
+    from oslo_messaging import opts as messaging_opts
 
     from karbor import i18n
     i18n.enable_lazy()
@@ -160,6 +161,7 @@ def configure(args):
     from karbor.common import config  # noqa: F401 - registers Karbor's options
     from karbor.services.protection import manager  # noqa: F401 - and the service's
     from karbor.services.protection import provider  # noqa: F401
+    from karbor import rpc
     from karbor import version
 
     objects.register_all()
@@ -171,6 +173,10 @@ def configure(args):
     conf(argv, project="karbor", version=version.version_string(), default_config_files=[])
     conf.set_override("provider_config_dir", os.path.abspath(args.provider_dir))
     conf.set_override("connection", args.database, group="database")
+    # oslo.messaging registers its options when a transport is built (rpc.init
+    # below); register them now so that --transport-url can be set before that.
+    for group, options in messaging_opts.list_opts():
+        conf.register_opts(options, group=group)
     if args.transport_url:
         conf.set_override("transport_url", args.transport_url)
     if args.log_file:
@@ -179,6 +185,8 @@ def configure(args):
         conf.set_override("use_stderr", True)
     conf.set_override("debug", args.debug)
     logging.setup(conf, "karbor")
+    # karbor-protection's Service does this before it builds the manager.
+    rpc.init(conf)
     return conf
 
 

@@ -138,6 +138,39 @@ def test_protect_killed_mid_flow_then_run_again_makes_exactly_one_snapshot(
     assert section["metadata"]["snapshot_id"] == snapshot["id"]
 
 
+def test_verify_and_restore_of_a_snapshot_gone_bad_fail_naming_the_snapshot(
+        karbor, manila, caller):
+    share = manila.create_share(caller.project_id)
+    checkpoint_id = str(uuid.uuid4())
+    karbor.protect(caller, [share_resource(share)], PARAMETERS, checkpoint_id=checkpoint_id)
+    [snapshot] = manila.snapshots(share_id=share["id"])
+    manila.set_snapshot_status(snapshot["id"], "error")
+    key = f"{SHARE}#{share['id']}"
+
+    verified = karbor.verify(caller, checkpoint_id)
+    restored = karbor.restore(caller, checkpoint_id)
+
+    for outcome in (verified["verification"], restored["restore"]):
+        assert outcome["status"] == "fail"
+        assert outcome["resources_status"] == {key: "error"}
+        assert snapshot["id"] in outcome["resources_reason"][key]
+    assert restored["new_resources"] == {}
+    assert [s["id"] for s in manila.shares(caller.project_id)] == [share["id"]]
+
+
+def test_provider_file_options_reach_the_plugin(karbor, manila, caller):
+    # Karbor builds the plugin with the provider file's own ConfigOpts.
+    karbor.write_provider(manila={"max_api_version": "2.40"})
+    share = manila.create_share(caller.project_id)
+
+    protected = karbor.protect(caller, [share_resource(share)], PARAMETERS)
+
+    assert protected["checkpoint"]["status"] == "available"
+    asked = {r.microversion for r in manila.requests()
+             if r.method == "POST" and r.route == "/snapshots"}
+    assert asked == {"2.40"}
+
+
 def test_protect_of_a_missing_share_ends_the_checkpoint_in_error_with_the_reason(
         karbor, manila, caller):
     missing = {"id": str(uuid.uuid4()), "name": "gone"}
