@@ -32,11 +32,6 @@ from support import karbor_flows
 _TIMES: dict[str, float] = {}
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "karbor: the Karbor tier (Karbor 1.6.0's own flows; tests/karbor)")
-
-
 def pytest_terminal_summary(terminalreporter: typing.Any) -> None:
     if "install" in _TIMES:
         terminalreporter.write_line(
@@ -54,7 +49,7 @@ def _unavailable(message: str) -> typing.NoReturn:
 
 
 @pytest.fixture(scope="session")
-def karbor_python() -> typing.Iterator[pathlib.Path]:
+def karbor_python() -> pathlib.Path:
     """Karbor's Python, with this checkout's plugins installed (tools/real_karbor.py)."""
     _TIMES["tier_start"] = time.monotonic()
     problem = None
@@ -68,7 +63,13 @@ def karbor_python() -> typing.Iterator[pathlib.Path]:
             _unavailable(message)
         pytest.fail(message, pytrace=False)
     _TIMES["install"] = time.monotonic() - _TIMES["tier_start"]
-    yield python
+    return python
+
+
+@pytest.fixture(autouse=True)
+def _time_the_tier() -> typing.Iterator[None]:
+    # The tier ends with its last test, whatever tiers the session runs after it.
+    yield
     _TIMES["tier_end"] = time.monotonic()
 
 
