@@ -37,7 +37,7 @@ def pytest_terminal_summary(terminalreporter: typing.Any) -> None:
         terminalreporter.write_line(
             f"karbor tier: Karbor 1.6.0 virtualenv ready in {_TIMES['install']:.1f} s "
             f"(cached or not)")
-    if "tier_end" in _TIMES:
+    if "tier_end" in _TIMES and "tier_start" in _TIMES:
         terminalreporter.write_line(
             f"karbor tier: {_TIMES['tier_end'] - _TIMES['tier_start']:.1f} s wall time")
 
