@@ -181,6 +181,9 @@ class JobRecord:
 def context_without_secrets(ctxt: typing.Any) -> dict[str, typing.Any]:
     """A request context as a dict with no secret in it (for the journal)."""
     data = dict(ctxt.to_dict())
+    # oslo.context < 4 (Karbor's environment) names them 'user' and 'tenant' only.
+    data.setdefault("user_id", getattr(ctxt, "user_id", None))
+    data.setdefault("project_id", getattr(ctxt, "project_id", None))
     for key in SECRET_CONTEXT_KEYS:
         data.pop(key, None)
     return data
