@@ -58,10 +58,12 @@ class RequestContextSerializer(oslo_messaging.Serializer):
     def serialize_context(self, ctxt: typing.Any) -> dict[str, typing.Any]:
         if isinstance(ctxt, dict):
             return ctxt
-        values = ctxt.to_dict()
-        catalog = getattr(ctxt, "service_catalog", None)
-        if catalog is not None and values.get("service_catalog") is None:
-            values["service_catalog"] = catalog
+        values = dict(ctxt.to_dict())
+        # oslo.context < 4 (Karbor's environment) names these 'user' and 'tenant' only,
+        # and a context's to_dict may leave its catalog out.
+        for key in ("user_id", "project_id", "service_catalog"):
+            if values.get(key) is None and getattr(ctxt, key, None) is not None:
+                values[key] = getattr(ctxt, key)
         return values
 
     def deserialize_context(self, ctxt: typing.Any) -> oslo_context.RequestContext:

@@ -217,8 +217,6 @@ def test_protect_finds_manila_in_a_v3_service_catalog(tmp_path, karbor_python, m
     assert len(manila.snapshots(share_id=share["id"])) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 4: the plugin reads only the v3 "
-                   "catalog form; keystonemiddleware hands Karbor the v2 form")
 def test_protect_finds_manila_in_a_keystonemiddleware_v2_service_catalog(
         tmp_path, karbor_python, manila, caller):
     catalog = ({"type": "sharev2", "name": "manilav2", "endpoints": [
