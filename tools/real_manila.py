@@ -59,6 +59,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -715,21 +716,69 @@ def start(paths: Paths, debug: bool = False, timeout: float = START_TIMEOUT,
         module docstring); added to an instance that already runs without them.
     """
     env = healthy(paths)
-    if env is not None:
-        env["share_types"] = ensure_share_types(env["endpoint"])
-        say(f"already running: {env['endpoint']} (noauthv2), {env['policy_endpoint']} (policy)")
-    else:
-        env = _start_manila(paths, debug, timeout)
-    if keystone:
-        env = _start_keystone_api(paths, env, debug, timeout)
+    if env is None and running_services(paths):
+        say("a previous start left services running: stopping them first")
+        stop(paths)
+    # Keystone starts beside Manila (most of either is waiting), in a thread.
+    keystone_start = _KeystoneStart(paths, debug, timeout) if keystone else None
+    try:
+        if env is not None:
+            env["share_types"] = ensure_share_types(env["endpoint"])
+            say(f"already running: {env['endpoint']} (noauthv2), "
+                f"{env['policy_endpoint']} (policy)")
+        else:
+            env = _start_manila(paths, debug, timeout)
+    except BaseException:
+        if keystone_start is not None:
+            keystone_start.abandon()
+        raise
+    if keystone_start is not None:
+        env = _start_keystone_api(paths, env, keystone_start.result(), timeout)
     write_private(paths.env_file, json.dumps(env, indent=2))
     return env
 
 
+class _KeystoneStart:
+    """``tools/real_keystone.py``'s ``start`` (same instance name) in a thread."""
+
+    def __init__(self, paths: Paths, debug: bool, timeout: float) -> None:
+        rk = _keystone_tool()
+        self._paths = paths
+        self._keystone_paths = rk.Paths(paths.name)
+        rk.require_installed(self._keystone_paths)
+        self._env: dict | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(debug, timeout),
+                                        name="keystone-start", daemon=True)
+        self._thread.start()
+
+    def _run(self, debug: bool, timeout: float) -> None:
+        try:
+            self._env = _keystone_tool().start(self._keystone_paths, debug, timeout)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by result()
+            self._error = exc
+
+    def result(self) -> dict:
+        """Keystone's env once it runs; from then on ``stop`` stops it too.
+
+        :raises Failed: it could not be started (what it started is stopped).
+        """
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        self._paths.with_keystone.touch()
+        assert self._env is not None
+        return self._env
+
+    def abandon(self) -> None:
+        """Manila failed: wait for Keystone's start to end, then stop it."""
+        self._thread.join()
+        if self._error is None:
+            with contextlib.suppress(Failed):
+                _keystone_tool().stop(self._keystone_paths, quiet=True)
+
+
 def _start_manila(paths: Paths, debug: bool, timeout: float) -> dict:
-    if running_services(paths):
-        say("a previous start left services running: stopping them first")
-        stop(paths)
     setup(paths, debug)
     began = time.monotonic()
     port, policy_port = free_port(), free_port()
@@ -820,13 +869,9 @@ def _member_sees_shares(base_url: str, keystone_env: dict) -> bool:
     return status == 200
 
 
-def _start_keystone_api(paths: Paths, env: dict, debug: bool, timeout: float) -> dict:
-    """Keystone (``tools/real_keystone.py``, same name) and ``api-keystone``."""
+def _start_keystone_api(paths: Paths, env: dict, keystone_env: dict, timeout: float) -> dict:
+    """``api-keystone`` on the running Keystone (``keystone_env``)."""
     rk = _keystone_tool()
-    kpaths = rk.Paths(paths.name)
-    rk.require_installed(kpaths)
-    paths.with_keystone.touch()
-    keystone_env = rk.start(kpaths, debug, timeout)
     if _keystone_api_usable(paths, env, keystone_env):
         say(f"already running: {env['keystone_api']['base_url']} (keystone pipeline)")
     else:
