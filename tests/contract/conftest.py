@@ -8,6 +8,10 @@ cached) and stopped at the end (set ``MANILA_PROTECTOR_REAL_MANILA_KEEP=1`` to k
 running between local runs). Where it cannot start: under ``CI`` the tier fails, with
 the reason and the tail of the relevant log; elsewhere a machine without a prerequisite
 (MariaDB, RabbitMQ, a package index) skips it with the reason.
+
+``keystone_manila_env`` brings up the same instance with a real Keystone 30 and an API
+on Manila's unmodified keystone pipeline (``tools/real_manila.py up --keystone``; see
+``support.keystone``), under the same rules.
 """
 
 from __future__ import annotations

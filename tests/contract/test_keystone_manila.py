@@ -122,7 +122,8 @@ def test_another_projects_share_is_not_found_for_a_member(ks, share_a):
     assert share_a.id not in _share_ids(member_b)
 
 
-@pytest.mark.parametrize("token", [None, "garbage", uuid.uuid4().hex])
+@pytest.mark.parametrize("token", [None, "garbage", uuid.uuid4().hex],
+                         ids=["none", "garbage", "unknown-uuid"])
 def test_no_token_or_a_bad_one_is_refused_with_keystones_address(ks, manila_api, token):
     url = manila_api["endpoint_template"].replace("$(project_id)s", ks["projects"]["project-a"])
     headers = {"X-Auth-Token": token} if token else {}
