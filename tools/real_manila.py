@@ -6,7 +6,8 @@ Stdlib only; runs with any python3 (3.10 or newer)::
     python3 tools/real_manila.py install   # the pinned virtualenv, cached between runs
     python3 tools/real_manila.py setup     # configs, MariaDB database (migrated), RabbitMQ vhost
     python3 tools/real_manila.py start     # setup, then the four services; waits until usable
-    python3 tools/real_manila.py up        # install + start
+    python3 tools/real_manila.py start --keystone   # ... plus a real Keystone and a fifth API
+    python3 tools/real_manila.py up        # install + start (--keystone: Keystone's venv too)
     python3 tools/real_manila.py status    # which services run, whether the APIs answer
     python3 tools/real_manila.py env       # endpoints and share types (JSON, or --shell)
     python3 tools/real_manila.py stop      # stops exactly the processes start started
@@ -21,7 +22,15 @@ What runs (loopback only, on the machine's RabbitMQ and MariaDB):
   with ``authtoken`` removed, where ``X-User-Id``/``X-Project-Id``/``X-Roles``
   are trusted and Manila's real policy decides;
 * its own MariaDB database ``manila_protector_<name>`` and RabbitMQ vhost
-  ``manila_protector_<name>`` (nothing shared with other Manilas or our worker).
+  ``manila_protector_<name>`` (nothing shared with other Manilas or our worker);
+* with ``--keystone``: a real Keystone 30.0.0 (``tools/real_keystone.py``, same instance
+  name) and ``manila-api`` a third time (``api-keystone``), on Manila's **unmodified**
+  ``keystone`` pipeline: keystonemiddleware's ``auth_token`` validates tokens with that
+  Keystone (as the ``manila`` service user) and accepts service tokens of users with the
+  ``service`` role; it is in Keystone's catalog as ``sharev2`` (``manilav2``, region
+  ``RegionOne``, ``.../v2/$(project_id)s`` as devstack registers it). ``stop`` then stops
+  that Keystone too. ``env.json`` (mode 0600) gains ``keystone`` (auth URL, projects,
+  users with passwords, roles) and ``keystone_api``; ``env`` prints it without passwords.
 
 Share types (created idempotently at start): ``mp_default`` (snapshot, create from
 snapshot, revert; backend ``fast``; the default type), ``mp_no_snapshots`` (no snapshot
@@ -50,6 +59,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -81,6 +91,13 @@ SHARE_TYPES = {
 }
 DEFAULT_SHARE_TYPE = "mp_default"
 SERVICES = ("scheduler", "share", "api", "api-policy")
+#: The API on Manila's unmodified keystone pipeline (``start --keystone``).
+KEYSTONE_API = "api-keystone"
+ALL_SERVICES = (*SERVICES, KEYSTONE_API)
+#: How Manila is registered in Keystone's catalog (as devstack registers it).
+CATALOG_TYPE = "sharev2"
+CATALOG_NAME = "manilav2"
+CATALOG_PATH = "/v2/$(project_id)s"
 #: Microversion the tool speaks to the API (any Manila 23 accepts it).
 API_VERSION = "2.73"
 
@@ -176,6 +193,21 @@ class Paths:
     def paste_ini(self) -> pathlib.Path:
         return self.etc / "api-paste.ini"
 
+    @property
+    def keystone_api_conf(self) -> pathlib.Path:
+        """The ``api-keystone`` process's config (over ``manila.conf``; mode 0600)."""
+        return self.etc / "api-keystone.conf"
+
+    @property
+    def shipped_paste_ini(self) -> pathlib.Path:
+        """Manila's own ``api-paste.ini``, unmodified (the ``api-keystone`` process's)."""
+        return self.venv / "etc" / "manila" / "api-paste.ini"
+
+    @property
+    def with_keystone(self) -> pathlib.Path:
+        """Present while a ``start --keystone`` made this instance use a Keystone."""
+        return self.run / "with-keystone"
+
 
 @contextlib.contextmanager
 def file_lock(path: pathlib.Path):
@@ -209,6 +241,15 @@ def run(cmd: list[str], *, log: pathlib.Path | None = None, timeout: float = 600
         raise Failed(f"{' '.join(cmd[:3])}... exited {proc.returncode}: {detail.strip()[-2000:]}",
                      log=log)
     return proc
+
+
+def write_private(path: pathlib.Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable by its owner only (mode 0600 from the start)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
 
 
 # -- install --------------------------------------------------------------------------
@@ -533,6 +574,8 @@ def service_command(paths: Paths, service: str, port: int | None = None) -> list
         return [str(paths.bin("manila-share")), *conf]
     if service == "api-policy":
         conf += ["--config-file", str(paths.policy_conf)]
+    if service == KEYSTONE_API:
+        conf += ["--config-file", str(paths.keystone_api_conf)]
     return [str(paths.bin("python")), os.path.abspath(__file__), "_serve-api",
             "--bind", f"127.0.0.1:{port}", *conf]
 
@@ -620,7 +663,7 @@ def ensure_share_types(endpoint: str) -> dict[str, str]:
 
 def running_services(paths: Paths) -> dict[str, dict]:
     found = {}
-    for service in SERVICES:
+    for service in ALL_SERVICES:
         record = read_pid(paths, service)
         if record is not None and _alive(record):
             found[service] = record
@@ -637,17 +680,18 @@ def read_env(paths: Paths) -> dict | None:
 def healthy(paths: Paths) -> dict | None:
     """The env of a fully running instance whose APIs answer, else None."""
     env = read_env(paths)
-    if env is None or set(running_services(paths)) != set(SERVICES):
+    if env is None or not set(running_services(paths)) >= set(SERVICES):
         return None
     if not (api_answers(env["base_url"]) and api_answers(env["policy_base_url"])):
         return None
     return env
 
 
-def _wait(what: str, predicate, timeout: float, log: pathlib.Path, paths: Paths) -> None:
+def _wait(what: str, predicate, timeout: float, log: pathlib.Path, paths: Paths,
+          services: tuple[str, ...] = SERVICES) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
-        dead = [s for s in SERVICES if read_pid(paths, s) and not _alive(read_pid(paths, s))]
+        dead = [s for s in services if read_pid(paths, s) and not _alive(read_pid(paths, s))]
         if dead:
             raise Failed(f"manila-{dead[0]} exited while waiting for {what}",
                          log=paths.log(dead[0]))
@@ -664,16 +708,77 @@ def _initialised_backends(paths: Paths) -> set[str]:
     return set(re.findall(r"Finished initialization of driver: '\w+@[^@']+@(\w+)'", text))
 
 
-def start(paths: Paths, debug: bool = False, timeout: float = START_TIMEOUT) -> dict:
-    """Set up, start the services, wait until Manila is usable; returns the env."""
+def start(paths: Paths, debug: bool = False, timeout: float = START_TIMEOUT,
+          keystone: bool = False) -> dict:
+    """Set up, start the services, wait until Manila is usable; returns the env.
+
+    :param keystone: also a real Keystone and the ``api-keystone`` process (see the
+        module docstring); added to an instance that already runs without them.
+    """
     env = healthy(paths)
-    if env is not None:
-        env["share_types"] = ensure_share_types(env["endpoint"])
-        say(f"already running: {env['endpoint']} (noauthv2), {env['policy_endpoint']} (policy)")
-        return env
-    if running_services(paths):
+    if env is None and running_services(paths):
         say("a previous start left services running: stopping them first")
         stop(paths)
+    # Keystone starts beside Manila (most of either is waiting), in a thread.
+    keystone_start = _KeystoneStart(paths, debug, timeout) if keystone else None
+    try:
+        if env is not None:
+            env["share_types"] = ensure_share_types(env["endpoint"])
+            say(f"already running: {env['endpoint']} (noauthv2), "
+                f"{env['policy_endpoint']} (policy)")
+        else:
+            env = _start_manila(paths, debug, timeout)
+    except BaseException:
+        if keystone_start is not None:
+            keystone_start.abandon()
+        raise
+    if keystone_start is not None:
+        env = _start_keystone_api(paths, env, keystone_start.result(), timeout)
+    write_private(paths.env_file, json.dumps(env, indent=2))
+    return env
+
+
+class _KeystoneStart:
+    """``tools/real_keystone.py``'s ``start`` (same instance name) in a thread."""
+
+    def __init__(self, paths: Paths, debug: bool, timeout: float) -> None:
+        rk = _keystone_tool()
+        self._paths = paths
+        self._keystone_paths = rk.Paths(paths.name)
+        rk.require_installed(self._keystone_paths)
+        self._env: dict | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(debug, timeout),
+                                        name="keystone-start", daemon=True)
+        self._thread.start()
+
+    def _run(self, debug: bool, timeout: float) -> None:
+        try:
+            self._env = _keystone_tool().start(self._keystone_paths, debug, timeout)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by result()
+            self._error = exc
+
+    def result(self) -> dict:
+        """Keystone's env once it runs; from then on ``stop`` stops it too.
+
+        :raises Failed: it could not be started (what it started is stopped).
+        """
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        self._paths.with_keystone.touch()
+        assert self._env is not None
+        return self._env
+
+    def abandon(self) -> None:
+        """Manila failed: wait for Keystone's start to end, then stop it."""
+        self._thread.join()
+        if self._error is None:
+            with contextlib.suppress(Failed):
+                _keystone_tool().stop(self._keystone_paths, quiet=True)
+
+
+def _start_manila(paths: Paths, debug: bool, timeout: float) -> dict:
     setup(paths, debug)
     began = time.monotonic()
     port, policy_port = free_port(), free_port()
@@ -719,21 +824,120 @@ def start(paths: Paths, debug: bool = False, timeout: float = START_TIMEOUT) -> 
         "pids": {service: read_pid(paths, service)["pid"] for service in SERVICES},
         "started_in_seconds": round(time.monotonic() - began, 1),
     }
-    paths.env_file.write_text(json.dumps(env, indent=2))
     say(f"Manila {MANILA_VERSION} ready in {env['started_in_seconds']} s: {endpoint} "
         f"(noauthv2), {env['policy_endpoint']} (keystone pipeline, trusted headers)")
     return env
 
 
+def _keystone_tool():
+    """``tools/real_keystone.py`` as a module (it imports this one: imported late)."""
+    import real_keystone
+
+    return real_keystone
+
+
+def keystone_api_conf(paths: Paths, keystone_env: dict) -> str:
+    """``api-keystone``'s config over ``manila.conf``: Manila's own paste file, whose
+    ``keystone`` pipeline has ``authtoken``, and keystonemiddleware's options."""
+    section = _keystone_tool().authtoken_section(keystone_env, user="manila")
+    return f"""\
+# Written by tools/real_manila.py start --keystone (mode 0600: a service password).
+[DEFAULT]
+auth_strategy = keystone
+api_paste_config = {paths.shipped_paste_ini}
+
+{section}"""
+
+
+def _keystone_api_usable(paths: Paths, env: dict, keystone_env: dict) -> bool:
+    record = read_pid(paths, KEYSTONE_API)
+    api = env.get("keystone_api") or {}
+    return bool(record and _alive(record) and api.get("auth_url") == keystone_env["auth_url"]
+                and api_answers(api["base_url"]))
+
+
+def _member_sees_shares(base_url: str, keystone_env: dict) -> bool:
+    """A member's real token lists its project's shares on ``api-keystone``."""
+    rk = _keystone_tool()
+    user = keystone_env["users"][keystone_env["tenants"][next(iter(keystone_env["tenants"]))]]
+    token, _ = rk.password_token(keystone_env["auth_url"], user["name"], user["password"],
+                                 user["project"])
+    try:
+        status, _ = http("GET", f"{base_url}/v2/{user['project_id']}/shares", token=token)
+    except OSError:
+        return False
+    return status == 200
+
+
+def _start_keystone_api(paths: Paths, env: dict, keystone_env: dict, timeout: float) -> dict:
+    """``api-keystone`` on the running Keystone (``keystone_env``)."""
+    rk = _keystone_tool()
+    if _keystone_api_usable(paths, env, keystone_env):
+        say(f"already running: {env['keystone_api']['base_url']} (keystone pipeline)")
+    else:
+        stop_services(paths, (KEYSTONE_API,))
+        began = time.monotonic()
+        taken = {urllib.parse.urlsplit(env[k]).port for k in ("base_url", "policy_base_url")}
+        port = free_port()
+        while port in taken:
+            port = free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        urls = {interface: base_url + CATALOG_PATH
+                for interface in ("public", "internal", "admin")}
+        try:
+            rk.ensure_service(keystone_env, CATALOG_TYPE, CATALOG_NAME, urls)
+            write_private(paths.keystone_api_conf, keystone_api_conf(paths, keystone_env))
+            spawn(paths, KEYSTONE_API, service_command(paths, KEYSTONE_API, port))
+            services = (*SERVICES, KEYSTONE_API)
+            _wait("manila-api (keystone) to answer", lambda: api_answers(base_url), timeout,
+                  paths.log(KEYSTONE_API), paths, services)
+            _wait("manila-api (keystone) to take a member's token",
+                  lambda: _member_sees_shares(base_url, keystone_env), timeout,
+                  paths.log(KEYSTONE_API), paths, services)
+        except BaseException:
+            stop_services(paths, (KEYSTONE_API,))
+            raise
+        env["keystone_api"] = {
+            "base_url": base_url,
+            "endpoint_template": base_url + CATALOG_PATH,
+            "service_type": CATALOG_TYPE,
+            "service_name": CATALOG_NAME,
+            "region": keystone_env["region"],
+            "auth_url": keystone_env["auth_url"],
+            "started_in_seconds": round(time.monotonic() - began, 1),
+        }
+        say(f"manila-api on the keystone pipeline ready in "
+            f"{env['keystone_api']['started_in_seconds']} s: {base_url}/v2 "
+            f"(catalog: {CATALOG_TYPE} {CATALOG_NAME})")
+    env["keystone"] = keystone_env
+    env["logs"][KEYSTONE_API] = str(paths.log(KEYSTONE_API))
+    env["pids"][KEYSTONE_API] = read_pid(paths, KEYSTONE_API)["pid"]
+    return env
+
+
 def stop(paths: Paths, quiet: bool = False) -> None:
-    """Stop exactly the processes ``start`` recorded, then check they are gone."""
-    stopped = stop_services(paths, SERVICES)
+    """Stop exactly the processes ``start`` recorded, then check they are gone; and the
+    Keystone a ``start --keystone`` used."""
+    stopped = stop_services(paths, ALL_SERVICES)
     left = running_services(paths)
     if left:
         raise Failed(f"still running after stop: {sorted(left)}")
     paths.env_file.unlink(missing_ok=True)
+    if paths.with_keystone.exists():
+        rk = _keystone_tool()
+        rk.stop(rk.Paths(paths.name), quiet=True)
+        stopped.append("keystone")
+        paths.with_keystone.unlink()
     if not quiet:
         say(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+
+
+def redacted(env: dict) -> dict:
+    """``env`` without passwords (for printing)."""
+    shown = json.loads(json.dumps(env))
+    if "keystone" in shown:
+        shown["keystone"] = _keystone_tool().redacted(shown["keystone"])
+    return shown
 
 
 def status(paths: Paths) -> int:
@@ -741,14 +945,21 @@ def status(paths: Paths) -> int:
     running = running_services(paths)
     print(f"instance {paths.name}: run dir {paths.run}")
     print(f"  installed: {installed(paths)} ({paths.venv})")
-    for service in SERVICES:
+    shown = ALL_SERVICES if paths.with_keystone.exists() else SERVICES
+    for service in shown:
         record = running.get(service)
         state = f"running (PID {record['pid']})" if record else "not running"
         print(f"  manila-{service}: {state}")
-    for key, url in (("endpoint", env.get("base_url")), ("policy", env.get("policy_base_url"))):
+    urls = (("endpoint", env.get("base_url")), ("policy", env.get("policy_base_url")),
+            ("keystone pipeline", (env.get("keystone_api") or {}).get("base_url")))
+    for key, url in urls:
         if url:
             print(f"  {key}: {url} {'answers' if api_answers(url) else 'does not answer'}")
-    return 0 if len(running) == len(SERVICES) else 3
+    code = 0 if set(running) >= set(shown) else 3
+    if paths.with_keystone.exists():
+        rk = _keystone_tool()
+        code = max(code, rk.status(rk.Paths(paths.name)))
+    return code
 
 
 # -- the API server (runs inside Manila's virtualenv) ----------------------------------
@@ -806,19 +1017,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shell", action="store_true", help="env: print shell exports")
     parser.add_argument("--timeout", type=float, default=START_TIMEOUT,
                         help="start: seconds to wait for Manila to be usable")
+    parser.add_argument("--keystone", action="store_true",
+                        help="start/up: also a real Keystone and Manila's keystone pipeline "
+                             "(install/up: Keystone's virtualenv too)")
     args = parser.parse_args(argv)
     try:
         paths = Paths(args.name)
+        keystone_paths = None
+        if args.keystone:
+            rk = _keystone_tool()
+            keystone_paths = rk.Paths(args.name)
         if args.command == "install":
             install(paths, args.python)
+            if keystone_paths is not None:
+                rk.install(keystone_paths, args.python)
         elif args.command == "setup":
             setup(paths, args.debug)
         elif args.command in ("start", "up"):
             if args.command == "up":
                 install(paths, args.python)
+                if keystone_paths is not None:
+                    rk.install(keystone_paths, args.python)
             else:
                 require_installed(paths)
-            start(paths, args.debug, args.timeout)
+            start(paths, args.debug, args.timeout, keystone=args.keystone)
         elif args.command == "stop":
             stop(paths)
         elif args.command == "status":
@@ -834,8 +1056,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"export MANILA_PROTECTOR_REAL_MANILA_ENDPOINT={env['endpoint']}")
                 print(f"export MANILA_PROTECTOR_REAL_MANILA_POLICY_ENDPOINT="
                       f"{env['policy_endpoint']}")
+                if "keystone" in env:
+                    print(f"export OS_AUTH_URL={env['keystone']['auth_url']}")
+                    print(f"export MANILA_PROTECTOR_REAL_MANILA_KEYSTONE_BASE_URL="
+                          f"{env['keystone_api']['base_url']}")
             else:
-                print(json.dumps(env, indent=2))
+                print(json.dumps(redacted(env), indent=2))
     except Failed as exc:
         print(f"[real-manila] FAILED: {exc}", file=sys.stderr)
         if exc.log is not None:

@@ -8,6 +8,10 @@ cached) and stopped at the end (set ``MANILA_PROTECTOR_REAL_MANILA_KEEP=1`` to k
 running between local runs). Where it cannot start: under ``CI`` the tier fails, with
 the reason and the tail of the relevant log; elsewhere a machine without a prerequisite
 (MariaDB, RabbitMQ, a package index) skips it with the reason.
+
+``keystone_manila_env`` brings up the same instance with a real Keystone 30 and an API
+on Manila's unmodified keystone pipeline (``tools/real_manila.py up --keystone``; see
+``support.keystone``), under the same rules.
 """
 
 from __future__ import annotations
@@ -48,6 +52,13 @@ def pytest_terminal_summary(terminalreporter: typing.Any) -> None:
         terminalreporter.write_line(
             f"contract tier: real Manila 23 up in {_TIMES['up']:.1f} s "
             f"(install cached or not, setup, start)")
+    if "keystone_up" in _TIMES:
+        terminalreporter.write_line(
+            f"contract tier: real Keystone 30 + Manila's keystone pipeline up in "
+            f"{_TIMES['keystone_up']:.1f} s (installs cached or not, setup, start)")
+    for key, seconds in sorted(_TIMES.items()):
+        if key.startswith("module "):
+            terminalreporter.write_line(f"contract tier: {key[7:]} {seconds:.1f} s wall time")
     if "tier_end" in _TIMES:
         terminalreporter.write_line(
             f"contract tier: {_TIMES['tier_end'] - _TIMES['tier_start']:.1f} s wall time")
@@ -64,6 +75,15 @@ def _time_the_tier() -> typing.Iterator[None]:
     _TIMES["tier_start"] = time.monotonic()
     yield
     _TIMES["tier_end"] = time.monotonic()
+
+
+@pytest.fixture(scope="module")
+def module_wall_time(request: pytest.FixtureRequest) -> typing.Iterator[None]:
+    """Reports the wall time of the module that uses it (its fixtures included, the
+    session's bring-up not)."""
+    began = time.monotonic()
+    yield
+    _TIMES[f"module {request.module.__name__}"] = time.monotonic() - began
 
 
 @pytest.fixture(scope="session")
@@ -118,26 +138,48 @@ def client(broker: rabbit.Broker, names: rabbit.Names) -> rpc_api.ProtectorAPI:
 
 
 @pytest.fixture(scope="session")
-def real_manila_env() -> typing.Iterator[dict[str, typing.Any]]:
-    """A real Manila 23 for the session (see the module docstring)."""
+def real_manila_name() -> typing.Iterator[str]:
+    """The session's instance name (held with a lock); the instance -- Keystone too, if
+    it was brought up -- is stopped at the end of the session."""
     with contextlib.ExitStack() as stack:
-        began = time.monotonic()
         problem = None
         try:
             name = stack.enter_context(
                 real_manila.instance_lock(real_manila.cache_base() / "locks", INSTANCE_NAMES))
-            env = real_manila.bring_up(name)
         except real_manila.Unavailable as exc:
             problem = exc
         if problem is not None:
-            message = f"the real Manila 23 could not be brought up: {problem}"
-            if problem.cannot_run:
-                _unavailable(message)
-            pytest.fail(message, pytrace=False)
-        _TIMES["up"] = time.monotonic() - began
-        yield env
+            _unavailable(f"the real Manila 23 could not be brought up: {problem}")
+        yield name
         if not os.environ.get("MANILA_PROTECTOR_REAL_MANILA_KEEP"):
             print(real_manila.stop(name))
+
+
+def _bring_up(name: str, keystone: bool, what: str) -> dict[str, typing.Any]:
+    began = time.monotonic()
+    try:
+        env = real_manila.bring_up(name, keystone=keystone)
+    except real_manila.Unavailable as exc:
+        message = f"{what} could not be brought up: {exc}"
+        if exc.cannot_run:
+            _unavailable(message)
+        pytest.fail(message, pytrace=False)
+    _TIMES["keystone_up" if keystone else "up"] = time.monotonic() - began
+    return env
+
+
+@pytest.fixture(scope="session")
+def real_manila_env(real_manila_name: str) -> dict[str, typing.Any]:
+    """A real Manila 23 for the session (see the module docstring)."""
+    return _bring_up(real_manila_name, False, "the real Manila 23")
+
+
+@pytest.fixture(scope="session")
+def keystone_manila_env(real_manila_name: str) -> dict[str, typing.Any]:
+    """The session's real Manila 23 with a real Keystone 30 and an API on Manila's
+    unmodified keystone pipeline (``tools/real_manila.py up --keystone``): the env has
+    ``keystone`` (see ``support.keystone``) and ``keystone_api``."""
+    return _bring_up(real_manila_name, True, "the real Keystone 30 with Manila 23")
 
 
 @pytest.fixture(scope="session")

@@ -55,19 +55,23 @@ def _tool(*args: str, timeout: float) -> subprocess.CompletedProcess:
                           timeout=timeout, env=env, stdin=subprocess.DEVNULL, check=False)
 
 
-def bring_up(name: str) -> dict[str, typing.Any]:
+def bring_up(name: str, keystone: bool = False) -> dict[str, typing.Any]:
     """Install (cached), set up and start instance ``name``; returns its env.
 
+    :param keystone: also the real Keystone and Manila's keystone pipeline (``up
+        --keystone``; added to an instance already running without them). The env then
+        has ``keystone`` and ``keystone_api`` (see ``support.keystone``).
     :raises Unavailable: with the tool's explanation and the tail of the relevant log.
     """
+    args = ["up", "--name", name] + (["--keystone"] if keystone else [])
     try:
-        proc = _tool("up", "--name", name, timeout=UP_TIMEOUT)
+        proc = _tool(*args, timeout=UP_TIMEOUT)
     except subprocess.TimeoutExpired as exc:
         raise Unavailable(f"tools/real_manila.py up did not finish in {UP_TIMEOUT:g} s",
                           cannot_run=False) from exc
     if proc.returncode != 0:
         raise Unavailable(
-            f"tools/real_manila.py up --name {name} exited {proc.returncode}:\n"
+            f"tools/real_manila.py {' '.join(args)} exited {proc.returncode}:\n"
             f"{proc.stdout[-3000:]}{proc.stderr[-6000:]}",
             cannot_run=proc.returncode == EXIT_CANNOT_RUN)
     env_file = json.loads(_tool("paths", "--name", name, timeout=60).stdout)["env_file"]
