@@ -149,7 +149,7 @@ class Driver:
                 probe.get_job(self.ctxt, str(uuid.uuid4()))
             except exception.NotFound:
                 return
-            except oslo_messaging.MessagingTimeout:
+            except exception.WorkerUnavailable:
                 continue
         raise RuntimeError("the worker did not come up")
 

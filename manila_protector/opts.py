@@ -27,12 +27,14 @@ import oslo_messaging
 from manila_protector.plugins import runtime
 from manila_protector.plugins import values
 from manila_protector.plugins import waiting
+from manila_protector.rpc import api as rpc_api
 from manila_protector.rpc import contract
 
 _WAIT = waiting.WaitPolicy
 _TIMEOUTS = values.Timeouts
 
 MANILA_GROUP = "manila"
+DISPATCH_GROUP = "dispatch"
 WORKER_GROUP = "worker"
 COORDINATION_GROUP = "coordination"
 
@@ -184,6 +186,53 @@ _MANILA_OPTS = [
                       "(details.cleaned_up = false)."),
 ]
 
+#: Where Karbor's protection plugin runs its jobs (the provider file's ``[dispatch]``).
+DISPATCH_DIRECT = "direct"
+DISPATCH_WORKER = "worker"
+
+_DISPATCH_OPTS = [
+    cfg.StrOpt(
+        "mode",
+        default=DISPATCH_DIRECT,
+        choices=[(DISPATCH_DIRECT, "each hook calls Manila itself, in karbor-protection"),
+                 (DISPATCH_WORKER, "each hook sends its job to the protection workers over "
+                                   "RabbitMQ and waits for its end")],
+        help="Where the protection plugin's jobs run.",
+    ),
+    cfg.StrOpt(
+        "transport_url",
+        default=None,
+        secret=True,
+        help="The workers' RabbitMQ (oslo.messaging transport URL), e.g. "
+             "rabbit://user:password@rabbit:5672/. Required with mode = worker.",
+    ),
+    cfg.StrOpt(
+        "topic",
+        default=contract.DEFAULT_TOPIC,
+        help="The workers' RPC topic ([worker] topic of their configuration).",
+    ),
+    cfg.StrOpt(
+        "exchange",
+        default=contract.CONTROL_EXCHANGE,
+        help="The workers' RPC exchange (control_exchange of their configuration).",
+    ),
+    cfg.FloatOpt(
+        "call_timeout",
+        default=rpc_api.DEFAULT_JOB_TIMEOUT,
+        min=1,
+        help="Seconds a hook waits for its job in all (it is queued, waits for the share's "
+             "lock, runs). Longer than the workers' longest [manila] *_timeout.",
+    ),
+    cfg.FloatOpt(
+        "call_monitor_timeout",
+        default=rpc_api.DEFAULT_TIMEOUT,
+        min=1,
+        help="Seconds a hook's call may go without a heartbeat from the worker running its "
+             "job before the worker is presumed dead (the job fails worker_unavailable; "
+             "running the flow again answers from the same job).",
+    ),
+]
+
 #: keystoneauth's standard [manila] options get these defaults.
 _MANILA_DEFAULTS = {"service_type": "sharev2", "timeout": 60}
 
@@ -213,6 +262,13 @@ def register_manila_opts(conf: cfg.ConfigOpts, group: str = MANILA_GROUP) -> Non
     ks_loading.register_auth_conf_options(conf, group)
     for name, value in _MANILA_DEFAULTS.items():
         conf.set_default(name, value, group=group)
+
+
+def register_dispatch_opts(conf: cfg.ConfigOpts) -> None:
+    """Register ``[dispatch]`` (the protection plugin's, in Karbor's provider file)."""
+    conf.register_group(cfg.OptGroup(DISPATCH_GROUP,
+                                     title="Where Karbor's protection plugin runs its jobs"))
+    conf.register_opts(_DISPATCH_OPTS, group=DISPATCH_GROUP)
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
@@ -251,3 +307,12 @@ def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
         (COORDINATION_GROUP, copy.deepcopy(_COORDINATION_OPTS)),
         (MANILA_GROUP, copy.deepcopy(manila_opts)),
     ]
+
+
+def list_provider_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
+    """The protection plugin's options in a Karbor provider file (``[manila]``, ``[dispatch]``).
+
+    For oslo-config-generator (``oslo.config.opts`` namespace ``manila_protector.provider``).
+    """
+    return [group for group in list_opts() if group[0] == MANILA_GROUP] + [
+        (DISPATCH_GROUP, copy.deepcopy(_DISPATCH_OPTS))]

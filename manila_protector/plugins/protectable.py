@@ -14,17 +14,12 @@ from oslo_config import cfg
 
 from manila_protector import exception
 from manila_protector import opts
+from manila_protector.plugins import karbor_errors
 from manila_protector.plugins import resources
 from manila_protector.plugins import runtime as plugin_runtime
 from manila_protector.plugins import share_catalog
 
 LOG = logging.getLogger(__name__)
-
-try:  # pragma: no cover - only inside Karbor
-    from karbor import exception as karbor_exception  # type: ignore[import-not-found]
-except ImportError:
-    karbor_exception = None
-
 
 def _to_resource(share: share_catalog.ShareSummary) -> typing.Any:
     return resources.Resource(
@@ -38,21 +33,6 @@ def _to_resource(share: share_catalog.ShareSummary) -> typing.Any:
             "availability_zone": share.availability_zone,
         },
     )
-
-
-def _karbor_error(exc: exception.ProtectorError, resource_id: str | None) -> Exception:
-    """Inside Karbor, its own exception types make its API answer 404/400 properly."""
-    if karbor_exception is None:  # pragma: no cover - exercised only inside Karbor
-        return exc
-    kind = resources.SHARE_RESOURCE_TYPE  # pragma: no cover
-    if isinstance(exc, exception.NotFound):  # pragma: no cover
-        return karbor_exception.ProtectableResourceNotFound(id=resource_id, type=kind,
-                                                           reason=exc.message)
-    if isinstance(exc, exception.InvalidStatus):  # pragma: no cover
-        return karbor_exception.ProtectableResourceInvalidStatus(
-            id=resource_id, type=kind, status=exc.details.get("status"))
-    return karbor_exception.ListProtectableResourceFailed(  # pragma: no cover
-        type=kind, reason=exc.message)
 
 
 class ShareProtectablePlugin:
@@ -94,7 +74,7 @@ class ShareProtectablePlugin:
         try:
             return [_to_resource(s) for s in self._catalog(context).list_shares()]
         except exception.ProtectorError as exc:
-            raise _karbor_error(exc, None) from exc
+            raise karbor_errors.for_protectable(exc, None) from exc
 
     def show_resource(self, context: typing.Any, resource_id: str,
                       parameters: typing.Any = None) -> typing.Any:
@@ -107,7 +87,7 @@ class ShareProtectablePlugin:
                 caller_is_admin=bool(getattr(context, "is_admin", False)),
             ))
         except exception.ProtectorError as exc:
-            raise _karbor_error(exc, resource_id) from exc
+            raise karbor_errors.for_protectable(exc, resource_id) from exc
 
     def get_dependent_resources(self, context: typing.Any, parent_resource: typing.Any) -> list:
         """The protectable shares of the parent project (filtered by Manila)."""
@@ -118,5 +98,5 @@ class ShareProtectablePlugin:
                 caller_is_admin=bool(getattr(context, "is_admin", False)),
             )
         except exception.ProtectorError as exc:
-            raise _karbor_error(exc, parent_resource.id) from exc
+            raise karbor_errors.for_protectable(exc, parent_resource.id) from exc
         return [_to_resource(s) for s in shares]

@@ -1,14 +1,17 @@
 """Karbor's protection plugin for ``OS::Manila::Share`` -- a thin adapter.
 
 Karbor builds it as ``ManilaShareProtectionPlugin(provider_config)`` (the
-provider file's ConfigOpts; the ``[manila]`` section there configures Manila
-access and waits) and calls every hook as
-``hook(checkpoint, resource, context, parameters, **kwargs)``.  Each hook
-unpacks what Karbor passes once and calls the core
-(:class:`~manila_protector.plugins.share_protector.ShareProtector`) explicitly.
+provider file's ConfigOpts: its ``[manila]`` section configures Manila access
+and waits, its ``[dispatch]`` section where the jobs run) and calls every hook
+as ``hook(checkpoint, resource, context, parameters, **kwargs)``.  Each hook
+unpacks what Karbor passes once, and hands the job to the dispatch mode
+(:mod:`~manila_protector.plugins.dispatch`): the core in this process, or a
+protection worker over the bus.
 
 The checkpoint's bank section for the share holds ``status`` and ``metadata``
-(the saved info), as Karbor's own plugins keep them.
+(the saved info), as Karbor's own plugins keep them.  A hook that fails raises
+Karbor's own error for the operation (``CreateResourceFailed``...) carrying
+our error's code and message.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from oslo_config import cfg
 
 from manila_protector import exception
 from manila_protector import opts
+from manila_protector.plugins import dispatch as dispatch_mod
+from manila_protector.plugins import karbor_errors
 from manila_protector.plugins import resources
 from manila_protector.plugins import runtime as plugin_runtime
 from manila_protector.plugins import schemas
@@ -58,19 +63,6 @@ class Operation:
         """Runs after all dependants' hooks (nothing to do for a share)."""
 
 
-def _job_tag(owner: typing.Any, resource: typing.Any, kind: str) -> str | None:
-    """A tag unique to this checkpoint (protect) or Restore (restore) and share.
-
-    A retried hook finds what it made before and adopts it.  A restore is tagged
-    with the Restore's id, not the checkpoint's: two restores of one checkpoint
-    are two restores and must make two shares.
-    """
-    owner_id = getattr(owner, "id", None)
-    if not owner_id:
-        return None
-    return f"karbor:{kind}:{owner_id}:{resource.id}"
-
-
 def _log_failure(what: str, exc: BaseException) -> None:
     if isinstance(exc, exception.ProtectorError):
         LOG.error("%s failed: %s", what, exc)
@@ -86,9 +78,19 @@ class _PluginOperation(Operation):
         self._plugin = plugin
 
 
-def _caller(context: typing.Any) -> values.Caller:
-    return values.Caller(project_id=getattr(context, "project_id", None),
-                                  is_admin=bool(getattr(context, "is_admin", False)))
+def _protect_parameters(parameters: typing.Any, checkpoint: typing.Any,
+                        resource: typing.Any) -> typing.Any:
+    """The plan's parameters, with Karbor's own plugin's defaults for what a plan leaves out.
+
+    Karbor accepts a plan without parameters; its own share plugin then names the
+    snapshot itself and forces nothing.  The options schema (the spec's) requires
+    all three, so the hook fills them in the same way before validating.
+    """
+    if parameters is not None and not isinstance(parameters, dict):
+        return parameters  # refused by the schema, naming the field
+    defaults = {"snapshot_name": f"{getattr(checkpoint, 'id', 'checkpoint')}@{resource.id}",
+                "description": "", "force": False}
+    return {**defaults, **(parameters or {})}
 
 
 class ProtectOperation(_PluginOperation):
@@ -99,16 +101,19 @@ class ProtectOperation(_PluginOperation):
         section = checkpoint.get_resource_bank_section(resource.id)
         section.update_object("status", STATUS_PROTECTING)
         try:
-            options = values.ProtectOptions.from_parameters(parameters)
-            protector = self._plugin.protector(context)
-            saved = protector.protect(resource.id, options,
-                                      job_tag=_job_tag(checkpoint, resource, "protect"),
-                                      caller=_caller(context))
+            options = values.ProtectOptions.from_parameters(
+                _protect_parameters(parameters, checkpoint, resource))
+            saved = self._plugin.dispatch.protect(
+                context, resource.id, options,
+                dispatch_mod.karbor_job_id("protect", checkpoint, resource.id))
         except Exception as exc:
             # Whatever failed, the bank must not keep saying 'protecting'.
             _log_failure(f"protect of share {resource.id}", exc)
             section.update_object("status", STATUS_ERROR)
-            raise
+            translated = karbor_errors.for_hook("protect", resource.id, exc)
+            if translated is exc:
+                raise
+            raise translated from exc
         section.update_object("metadata", saved.to_dict())
         section.update_object("status", STATUS_AVAILABLE)
         LOG.info("share %s protected as snapshot %s", resource.id, saved.snapshot_id)
@@ -132,18 +137,20 @@ class RestoreOperation(_PluginOperation):
                     description=options.description,
                     restore_access_rules=options.restore_access_rules,
                 )
-            protector = self._plugin.protector(context)
-            result = protector.restore(saved, options,
-                                       job_tag=_job_tag(restore, resource, "restore"),
-                                       caller=_caller(context))
+            result = self._plugin.dispatch.restore(
+                context, saved, options,
+                dispatch_mod.karbor_job_id("restore", restore, resource.id))
         except Exception as exc:
             # Whatever failed (bad saved info, a bank error), Karbor's user sees it here.
             _log_failure(f"restore of share {resource.id}", exc)
             if restore is not None:
                 restore.update_resource_status(resources.SHARE_RESOURCE_TYPE, resource.id,
-                                               STATUS_ERROR, str(exc))
+                                               STATUS_ERROR, karbor_errors.reason(exc))
                 restore.save()
-            raise
+            translated = karbor_errors.for_hook("restore", resource.id, exc)
+            if translated is exc:
+                raise
+            raise translated from exc
         if restore is not None:
             restore.update_resource_status(resources.SHARE_RESOURCE_TYPE, result.share_id,
                                            result.status)
@@ -165,13 +172,17 @@ class VerifyOperation(_PluginOperation):
         try:
             schemas.validate(schemas.VERIFY_SCHEMA, parameters, "parameters")
             saved = values.SavedInfo.from_dict(section.get_object("metadata"))
-            result = self._plugin.protector(context).verify(saved, caller=_caller(context))
+            result = self._plugin.dispatch.verify(
+                context, saved, dispatch_mod.karbor_job_id("verify", verify, resource.id))
         except Exception as exc:
             _log_failure(f"verify of share {resource.id}", exc)
             if verify is not None:
                 verify.update_resource_status(resources.SHARE_RESOURCE_TYPE, resource.id,
-                                              STATUS_ERROR, str(exc))
-            raise
+                                              STATUS_ERROR, karbor_errors.reason(exc))
+            translated = karbor_errors.for_hook("verify", resource.id, exc)
+            if translated is exc:
+                raise
+            raise translated from exc
         if verify is not None:
             verify.update_resource_status(resources.SHARE_RESOURCE_TYPE, resource.id,
                                           result.status)
@@ -186,12 +197,16 @@ class DeleteOperation(_PluginOperation):
         section.update_object("status", STATUS_DELETING)
         try:
             saved = values.SavedInfo.from_dict(section.get_object("metadata"))
-            self._plugin.protector(context).delete(saved, caller=_caller(context))
+            self._plugin.dispatch.delete(
+                context, saved, dispatch_mod.karbor_job_id("delete", checkpoint, resource.id))
         except Exception as exc:
             # Whatever failed, the bank must not keep saying 'deleting'.
             _log_failure(f"delete of share {resource.id}'s snapshot", exc)
             section.update_object("status", STATUS_ERROR)
-            raise
+            translated = karbor_errors.for_hook("delete", resource.id, exc)
+            if translated is exc:
+                raise
+            raise translated from exc
         section.delete_object("metadata")
         section.update_object("status", STATUS_DELETED)
 
@@ -200,7 +215,10 @@ class ManilaShareProtectionPlugin:
     """Protection plugin for Manila shares (Karbor's ``ProtectionPlugin`` contract).
 
     :param config: the provider file's ConfigOpts (Karbor passes it); the plugin
-        registers its ``[manila]`` options there. None uses an empty configuration.
+        registers its ``[manila]`` and ``[dispatch]`` options there. None uses an
+        empty configuration.
+    :param runtime: the plugin runtime for direct mode (default: from ``[manila]``,
+        built on first use).
     """
 
     _SUPPORT_RESOURCE_TYPES = (resources.SHARE_RESOURCE_TYPE,)
@@ -209,7 +227,19 @@ class ManilaShareProtectionPlugin:
                  runtime: plugin_runtime.PluginRuntime | None = None) -> None:
         self._config = config if config is not None else cfg.ConfigOpts()
         opts.register_manila_opts(self._config)
+        opts.register_dispatch_opts(self._config)
         self._runtime = runtime
+        self._direct = dispatch_mod.Direct(lambda: self.runtime)
+        self._worker: dispatch_mod.ToWorker | None = None
+
+    @property
+    def dispatch(self) -> dispatch_mod.Dispatch:
+        """Where the hooks' jobs run (``[dispatch] mode``)."""
+        if self._config.dispatch.mode != opts.DISPATCH_WORKER:
+            return self._direct
+        if self._worker is None:
+            self._worker = dispatch_mod.ToWorker(self._config)
+        return self._worker
 
     @property
     def runtime(self) -> plugin_runtime.PluginRuntime:
@@ -220,9 +250,8 @@ class ManilaShareProtectionPlugin:
         return self._runtime
 
     def protector(self, context: typing.Any) -> share_protector.ShareProtector:
-        """The core acting for ``context``."""
-        runtime = self.runtime
-        return runtime.protector(runtime.client(context))
+        """The core acting for ``context`` in this process (whatever the dispatch mode)."""
+        return self._direct.protector(context)
 
     @classmethod
     def get_supported_resources_types(cls) -> list[str]:

@@ -96,6 +96,11 @@ class ProtectOptions:
             force=params["force"],
         )
 
+    def to_parameters(self) -> dict[str, typing.Any]:
+        """The options as the parameters :meth:`from_parameters` reads (for an RPC job)."""
+        return {"snapshot_name": self.snapshot_name, "description": self.description,
+                "force": self.force}
+
 
 @dataclasses.dataclass(frozen=True)
 class RestoreOptions:
@@ -119,6 +124,15 @@ class RestoreOptions:
             description=params.get("restore_description"),
             restore_access_rules=params.get("restore_access_rules", True),
         )
+
+    def to_parameters(self) -> dict[str, typing.Any]:
+        """The options as the parameters :meth:`from_parameters` reads (for an RPC job)."""
+        params: dict[str, typing.Any] = {"restore_access_rules": self.restore_access_rules}
+        for key, value in (("share_id", self.target_share_id), ("restore_name", self.name),
+                           ("restore_description", self.description)):
+            if value is not None:
+                params[key] = value
+        return params
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,6 +219,16 @@ class RestoreResult:
             access_rules=rules,
         )
 
+    @classmethod
+    def from_dict(cls, data: typing.Mapping[str, typing.Any]) -> RestoreResult:
+        """A restore job's result (:meth:`to_dict`) as the value."""
+        return cls(
+            share_id=data["share_id"], mode=data["mode"], status=data["status"],
+            name=data.get("name"), size=data.get("size"), share_proto=data.get("share_proto"),
+            share_type=data.get("share_type"),
+            access_rules=tuple(AccessRule.from_dict(r) for r in data.get("access_rules") or ()),
+        )
+
     def to_dict(self) -> dict[str, typing.Any]:
         return {
             "share_id": self.share_id,
@@ -225,6 +249,10 @@ class DeleteResult:
     snapshot_id: str
     already_gone: bool
 
+    @classmethod
+    def from_dict(cls, data: typing.Mapping[str, typing.Any]) -> DeleteResult:
+        return cls(snapshot_id=data["snapshot_id"], already_gone=bool(data["already_gone"]))
+
     def to_dict(self) -> dict[str, typing.Any]:
         return dataclasses.asdict(self)
 
@@ -237,6 +265,11 @@ class VerifyResult:
     share_id: str
     status: str
     size: int | None
+
+    @classmethod
+    def from_dict(cls, data: typing.Mapping[str, typing.Any]) -> VerifyResult:
+        return cls(snapshot_id=data["snapshot_id"], share_id=data["share_id"],
+                   status=data["status"], size=data.get("size"))
 
     def to_dict(self) -> dict[str, typing.Any]:
         return dataclasses.asdict(self)

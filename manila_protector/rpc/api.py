@@ -23,6 +23,7 @@ This module imports nothing of the worker's side.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import typing
 
@@ -30,6 +31,7 @@ from oslo_config import cfg
 import oslo_messaging
 from oslo_messaging import opts as oslo_messaging_opts
 
+from manila_protector import exception
 from manila_protector.rpc import context as rpc_context
 from manila_protector.rpc import contract
 
@@ -80,6 +82,28 @@ def get_transport(conf: cfg.ConfigOpts, url: str | None = None) -> typing.Any:
                                             allowed_remote_exmods=contract.ALLOWED_REMOTE_EXMODS)
 
 
+@contextlib.contextmanager
+def _translate(method: str, topic: str) -> typing.Iterator[None]:
+    """The one place oslo.messaging's own errors become ours (the worker's errors
+    arrive as our types already: :data:`contract.ALLOWED_REMOTE_EXMODS`)."""
+    try:
+        yield
+    except oslo_messaging.MessagingTimeout as exc:
+        raise exception.WorkerUnavailable(
+            f"no worker on topic {topic} answered {method} in time (none running, or the "
+            "one with the job died); sending the same job_id again is safe") from exc
+    except (oslo_messaging.RemoteError, oslo_messaging.NoSuchMethod,
+            oslo_messaging.UnsupportedVersion) as exc:
+        name = getattr(exc, "exc_type", None) or type(exc).__name__
+        raise exception.Unsupported(
+            f"the workers on topic {topic} refused {method} ({name}): they do not serve "
+            f"RPC API {contract.VERSION} of namespace {contract.NAMESPACE}") from exc
+    except oslo_messaging.MessagingException as exc:
+        raise exception.WorkerUnavailable(
+            f"{method} could not be sent to the workers on topic {topic}: "
+            f"{type(exc).__name__}") from exc
+
+
 class ProtectorAPI:
     """Client for ``manila_protector`` RPC API 1.0.
 
@@ -90,6 +114,11 @@ class ProtectorAPI:
     :param timeout: seconds a call may go without a heartbeat from the worker
         before it fails with ``MessagingTimeout`` (the worker is presumed dead).
     :param job_timeout: seconds a ``call`` waits for a job in total.
+
+    Every method raises :class:`~manila_protector.exception.ProtectorError`:
+    the worker's own refusals as they were raised, ``WorkerUnavailable`` when no
+    worker answered (retryable: the same ``job_id`` is safe to send again),
+    ``Unsupported`` when the workers do not serve this API.
     """
 
     def __init__(self, transport: typing.Any, *, topic: str = DEFAULT_TOPIC,
@@ -100,17 +129,24 @@ class ProtectorAPI:
         self._client = oslo_messaging.get_rpc_client(
             transport, target, serializer=rpc_context.RequestContextSerializer(),
             timeout=timeout)
+        self._topic = topic
         self._timeout = timeout
         self._job_timeout = job_timeout
+
+    def _call(self, cctxt: typing.Any, ctxt: typing.Any, method: str,
+              **kwargs: typing.Any) -> typing.Any:
+        with _translate(method, self._topic):
+            return cctxt.call(ctxt, method, **kwargs)
 
     def _job(self, ctxt: typing.Any, method: str, cast: bool,
              **kwargs: typing.Any) -> dict[str, typing.Any] | None:
         if cast:
-            self._client.cast(ctxt, method, **kwargs)
+            with _translate(method, self._topic):
+                self._client.cast(ctxt, method, **kwargs)
             return None
         cctxt = self._client.prepare(timeout=self._job_timeout,
                                      call_monitor_timeout=self._timeout)
-        return cctxt.call(ctxt, method, wait=True, **kwargs)
+        return self._call(cctxt, ctxt, method, wait=True, **kwargs)
 
     def protect(self, ctxt: typing.Any, job_id: str, share_id: str,
                 parameters: dict[str, typing.Any], *, cast: bool = False
@@ -145,18 +181,18 @@ class ProtectorAPI:
         """A job's record (jobs live in the journal of the worker that took them:
         pass ``server`` -- the record's ``host`` -- to ask that worker)."""
         cctxt = self._client.prepare(server=server) if server else self._client
-        return cctxt.call(ctxt, "get_job", job_id=job_id)
+        return self._call(cctxt, ctxt, "get_job", job_id=job_id)
 
     def list_resources(self, ctxt: typing.Any) -> list[dict[str, typing.Any]]:
         """The caller's protectable shares."""
-        return self._client.call(ctxt, "list_resources")
+        return self._call(self._client, ctxt, "list_resources")
 
     def show_resource(self, ctxt: typing.Any, share_id: str) -> dict[str, typing.Any]:
         """One protectable share."""
-        return self._client.call(ctxt, "show_resource", share_id=share_id)
+        return self._call(self._client, ctxt, "show_resource", share_id=share_id)
 
     def list_dependent_resources(self, ctxt: typing.Any, parent_type: str, parent_id: str
                                  ) -> list[dict[str, typing.Any]]:
         """The protectable shares of a project."""
-        return self._client.call(ctxt, "list_dependent_resources", parent_type=parent_type,
-                                 parent_id=parent_id)
+        return self._call(self._client, ctxt, "list_dependent_resources",
+                          parent_type=parent_type, parent_id=parent_id)

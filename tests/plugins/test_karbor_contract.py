@@ -9,13 +9,9 @@ context's service catalog -- against the Manila stand-in, with real python-manil
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import json
-import pathlib
 import socket
-import typing
-import uuid
 
 import pytest
 from oslo_config import cfg
@@ -25,10 +21,8 @@ from stevedore import extension
 from manila_protector import exception
 from manila_protector.plugins import resources
 
-SHARE_TYPE = "OS::Manila::Share"
-PROJECT_TYPE = "OS::Keystone::Project"
-PROVIDER_FILE = pathlib.Path(__file__).parents[2] / "etc" / "providers.d" / "manila-share.conf"
-HOOKS = ("on_prepare_begin", "on_prepare_finish", "on_main", "on_complete")
+from support import karbor_shapes as karbor
+
 
 #: What Karbor hands a protect hook: plan parameters are stored as strings.
 PROTECT_PARAMETERS = {"snapshot_name": "nightly", "description": "d", "force": "False"}
@@ -82,122 +76,14 @@ SPEC_RESTORE_SCHEMA = {
     }
 }
 
-#: Karbor's own provider options (karbor/services/protection/provider.py, 1.6.0).
-KARBOR_PROVIDER_OPTS = [
-    cfg.MultiStrOpt("plugin", default=""),
-    cfg.StrOpt("bank", default=""),
-    cfg.StrOpt("description", default=""),
-    cfg.StrOpt("name", default=""),
-    cfg.StrOpt("id", default=""),
-    cfg.BoolOpt("enabled", default=False),
-]
-
-
-# -- Karbor-shaped objects ---------------------------------------------------------------
-
-
-class BankGetObjectFailed(KeyError):
-    """What Karbor's bank raises for a missing object."""
-
-
-class BankSection:
-    """A checkpoint's section for one resource; objects are stored as JSON, as a bank does."""
-
-    def __init__(self) -> None:
-        self._objects: dict[str, str] = {}
-
-    def update_object(self, key: str, value: typing.Any) -> None:
-        self._objects[key] = json.dumps(value)
-
-    def get_object(self, key: str) -> typing.Any:
-        if key not in self._objects:
-            raise BankGetObjectFailed(key)
-        return json.loads(self._objects[key])
-
-    def delete_object(self, key: str) -> None:
-        self._objects.pop(key, None)
-
-    def has(self, key: str) -> bool:
-        return key in self._objects
-
-
-class Checkpoint:
-    def __init__(self) -> None:
-        self.id = str(uuid.uuid4())
-        self.sections: dict[str, BankSection] = {}
-
-    def get_resource_bank_section(self, resource_id: str) -> BankSection:
-        return self.sections.setdefault(resource_id, BankSection())
-
-
-class Restore:
-    """Karbor's Restore object: per-resource status, then save()."""
-
-    def __init__(self) -> None:
-        self.id = str(uuid.uuid4())
-        self.calls: list[tuple] = []
-
-    def update_resource_status(self, resource_type, resource_id, status, reason=None):
-        self.calls.append(("update", resource_type, resource_id, status, reason))
-
-    def save(self):
-        self.calls.append(("save",))
-
-
-class Verify:
-    def __init__(self) -> None:
-        self.id = str(uuid.uuid4())
-        self.calls: list[tuple] = []
-
-    def update_resource_status(self, resource_type, resource_id, status, reason=None):
-        self.calls.append((resource_type, resource_id, status, reason))
-
-
-@dataclasses.dataclass
-class KarborContext:
-    """The attributes of Karbor's RequestContext a plugin may read."""
-
-    user_id: str
-    project_id: str
-    project_name: str
-    roles: list[str]
-    is_admin: bool
-    auth_token: str | None
-    service_catalog: list[dict[str, typing.Any]]
-    auth_token_info: dict | None = None
-
-
-class OperationLog:
-    """Karbor passes its operation log object; plugins do not touch it."""
-
-
-def run_hooks(operation, checkpoint, resource, context, parameters, **kwargs):
-    """Call the four hooks in Karbor's order (one resource: no parents or children)."""
-    for name in HOOKS:
-        getattr(operation, name)(checkpoint, resource, context, parameters, **kwargs)
-
-
 # -- fixtures ----------------------------------------------------------------------------
 
 
-def sharev2_catalog(endpoint):
-    return [
-        {"type": "identity", "name": "keystone", "endpoints": [
-            {"interface": "public", "region": "RegionOne", "region_id": "RegionOne",
-             "url": "http://keystone.example.org/identity/v3"}]},
-        {"type": "sharev2", "name": "manilav2", "endpoints": [
-            {"interface": "admin", "region": "RegionOne", "region_id": "RegionOne",
-             "url": "http://127.0.0.1:9/v2"},
-            {"interface": "public", "region": "RegionOne", "region_id": "RegionOne",
-             "url": endpoint}]},
-    ]
-
-
 def karbor_context(standin, project, is_admin=False):
-    return KarborContext(
+    return karbor.KarborContext(
         user_id="karbor-user", project_id=project, project_name="demo",
         roles=["member", "reader"], is_admin=is_admin, auth_token=f"user:{project}",
-        service_catalog=sharev2_catalog(standin.endpoint))
+        service_catalog=karbor.sharev2_catalog(standin.endpoint))
 
 
 @pytest.fixture
@@ -205,79 +91,49 @@ def context(standin, project):
     return karbor_context(standin, project)
 
 
-def write_provider_file(tmp_path, manila_lines=()):
-    """A copy of etc/providers.d/manila-share.conf with ``manila_lines`` in ``[manila]``."""
-    text = PROVIDER_FILE.read_text()
-    assert "\n[manila]\n" in text
-    extra = "".join(f"{line}\n" for line in manila_lines)
-    path = tmp_path / "manila-share.conf"
-    path.write_text(text.replace("\n[manila]\n", "\n[manila]\n" + extra))
-    return path
-
-
-def karbor_provider_config(path):
-    """Exactly what Karbor's ProviderRegistry does with a provider file."""
-    provider_config = cfg.ConfigOpts()
-    provider_config(args=["--config-file=" + str(path)])
-    provider_config.register_opts(KARBOR_PROVIDER_OPTS, "provider")
-    return provider_config
-
-
-def load_protection_plugin(provider_config):
-    """Karbor's provider: load the class by entry point, make the loading calls, build it."""
-    plugin_class = None
-    for name in provider_config.provider.plugin:
-        plugin_class = driver.DriverManager("karbor.protections", name).driver
-        for resource_type in plugin_class.get_supported_resources_types():
-            plugin_class.get_options_schema(resource_type)
-            plugin_class.get_restore_schema(resource_type)
-            plugin_class.get_saved_info_schema(resource_type)
-            plugin_class.get_verify_schema(resource_type)
-    return plugin_class(provider_config)
-
-
 @pytest.fixture
 def provider_config(tmp_path):
     # The stand-in finishes at once; a short first poll interval keeps the real-time
     # waits of a plugin built as Karbor builds it (no clock to inject) short.
-    return karbor_provider_config(write_provider_file(tmp_path, ["poll_initial_interval = 0.01"]))
+    return karbor.karbor_provider_config(
+        karbor.write_provider_file(tmp_path, ["poll_initial_interval = 0.01"]))
 
 
 @pytest.fixture
 def plugin(provider_config):
-    return load_protection_plugin(provider_config)
+    return karbor.load_protection_plugin(provider_config)
 
 
 @pytest.fixture
 def resource(share):
-    return resources.Resource(SHARE_TYPE, share["id"], share["name"])
+    return resources.Resource(karbor.SHARE_TYPE, share["id"], share["name"])
 
 
 def protect(plugin, checkpoint, resource, context, parameters=None):
-    run_hooks(plugin.get_protect_operation(resource), checkpoint, resource, context,
+    karbor.run_hooks(plugin.get_protect_operation(resource), checkpoint, resource, context,
               PROTECT_PARAMETERS if parameters is None else parameters,
-              operation_log=OperationLog())
+              operation_log=karbor.OperationLog())
 
 
 def restore(plugin, checkpoint, resource, context, parameters=None, karbor_restore=None):
-    karbor_restore = karbor_restore or Restore()
+    karbor_restore = karbor_restore or karbor.Restore()
     new_resources: dict[str, str] = {}
-    run_hooks(plugin.get_restore_operation(resource), checkpoint, resource, context,
+    karbor.run_hooks(plugin.get_restore_operation(resource), checkpoint, resource, context,
               {} if parameters is None else parameters, restore=karbor_restore,
-              new_resources=new_resources, operation_log=OperationLog())
+              new_resources=new_resources, operation_log=karbor.OperationLog())
     return karbor_restore, new_resources
 
 
 def verify(plugin, checkpoint, resource, context):
-    karbor_verify = Verify()
-    run_hooks(plugin.get_verify_operation(resource), checkpoint, resource, context, {},
-              verify=karbor_verify, new_resources={}, operation_log=OperationLog())
+    karbor_verify = karbor.Verify()
+    karbor.run_hooks(plugin.get_verify_operation(resource), checkpoint, resource, context, {},
+              verify=karbor_verify, new_resources={}, operation_log=karbor.OperationLog())
     return karbor_verify
 
 
 def delete(plugin, checkpoint, resource, context):
-    run_hooks(plugin.get_delete_operation(resource), checkpoint, resource, context, {},
-              operation_log=OperationLog())
+    karbor.run_hooks(plugin.get_delete_operation(resource), checkpoint, resource, context, {},
+              operation_log=karbor.OperationLog())
 
 
 def rule_keys(rules):
@@ -295,8 +151,8 @@ def test_protectable_plugin_is_found_through_its_entry_point():
     manager = extension.ExtensionManager(namespace="karbor.protectables", invoke_on_load=True)
     assert "share" in manager.names()
     plugin = manager["share"].obj
-    assert plugin.get_resource_type() == SHARE_TYPE
-    assert tuple(plugin.get_parent_resource_types()) == (PROJECT_TYPE,)
+    assert plugin.get_resource_type() == karbor.SHARE_TYPE
+    assert tuple(plugin.get_parent_resource_types()) == (karbor.PROJECT_TYPE,)
 
 
 def test_provider_file_is_enabled_and_names_the_plugin(provider_config):
@@ -310,17 +166,17 @@ def test_protection_plugin_loads_through_its_entry_point_as_karbor_builds_it(pro
                                         "manila-share-protection-plugin").driver
     assert inspect.isclass(plugin_class)
     types = plugin_class.get_supported_resources_types()
-    assert types == [SHARE_TYPE]
+    assert types == [karbor.SHARE_TYPE]
     schemas = {
-        "options": plugin_class.get_options_schema(SHARE_TYPE),
-        "restore": plugin_class.get_restore_schema(SHARE_TYPE),
-        "saved_info": plugin_class.get_saved_info_schema(SHARE_TYPE),
-        "verify": plugin_class.get_verify_schema(SHARE_TYPE),
+        "options": plugin_class.get_options_schema(karbor.SHARE_TYPE),
+        "restore": plugin_class.get_restore_schema(karbor.SHARE_TYPE),
+        "saved_info": plugin_class.get_saved_info_schema(karbor.SHARE_TYPE),
+        "verify": plugin_class.get_verify_schema(karbor.SHARE_TYPE),
     }
     # Karbor's API hands these out as JSON.
     assert json.loads(json.dumps(schemas)) == schemas
     plugin = plugin_class(provider_config)
-    assert plugin.get_supported_resources_types() == [SHARE_TYPE]
+    assert plugin.get_supported_resources_types() == [karbor.SHARE_TYPE]
 
 
 def test_loading_the_plugin_needs_no_manila(tmp_path, context, resource, share):
@@ -328,13 +184,13 @@ def test_loading_the_plugin_needs_no_manila(tmp_path, context, resource, share):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{sock.getsockname()[1]}/v2"
-    provider_config = karbor_provider_config(
-        write_provider_file(tmp_path, [f"endpoint_override = {closed}"]))
+    provider_config = karbor.karbor_provider_config(
+        karbor.write_provider_file(tmp_path, [f"endpoint_override = {closed}"]))
 
-    plugin = load_protection_plugin(provider_config)
+    plugin = karbor.load_protection_plugin(provider_config)
 
-    assert plugin.get_supported_resources_types() == [SHARE_TYPE]
-    checkpoint = Checkpoint()
+    assert plugin.get_supported_resources_types() == [karbor.SHARE_TYPE]
+    checkpoint = karbor.Checkpoint()
     with pytest.raises(exception.ManilaUnavailable) as info:
         protect(plugin, checkpoint, resource, context)
     assert info.value.retryable
@@ -345,7 +201,7 @@ def test_every_hook_accepts_karbors_extra_arguments(plugin, resource):
     operations = [plugin.get_protect_operation(resource), plugin.get_restore_operation(resource),
                   plugin.get_verify_operation(resource), plugin.get_delete_operation(resource)]
     for operation in operations:
-        for name in HOOKS:
+        for name in karbor.HOOKS:
             parameters = inspect.signature(getattr(operation, name)).parameters.values()
             kinds = [p.kind for p in parameters]
             assert inspect.Parameter.VAR_KEYWORD in kinds, (operation, name)
@@ -355,7 +211,7 @@ def test_every_hook_accepts_karbors_extra_arguments(plugin, resource):
 
 
 def test_options_schema_is_the_specs(plugin):
-    schema = plugin.get_options_schema(SHARE_TYPE)
+    schema = plugin.get_options_schema(karbor.SHARE_TYPE)
     assert schema["title"] == SPEC_OPTIONS_SCHEMA["title"]
     assert schema["type"] == SPEC_OPTIONS_SCHEMA["type"]
     assert schema["properties"] == SPEC_OPTIONS_SCHEMA["properties"]
@@ -363,7 +219,7 @@ def test_options_schema_is_the_specs(plugin):
 
 
 def test_restore_schema_holds_the_specs_properties(plugin):
-    schema = plugin.get_restore_schema(SHARE_TYPE)
+    schema = plugin.get_restore_schema(karbor.SHARE_TYPE)
     assert schema["title"] == SPEC_RESTORE_SCHEMA["title"]
     assert schema["type"] == SPEC_RESTORE_SCHEMA["type"]
     spec_properties = SPEC_RESTORE_SCHEMA["properties"]
@@ -375,14 +231,29 @@ def test_restore_schema_holds_the_specs_properties(plugin):
 
 def test_schemas_handed_out_cannot_change_the_plugins_own(plugin, context, resource,
                                                           standin):
-    handed_out = plugin.get_options_schema(SHARE_TYPE)
+    handed_out = plugin.get_options_schema(karbor.SHARE_TYPE)
     handed_out["required"].clear()
     handed_out["properties"]["force"]["type"] = "string"
-    assert plugin.get_options_schema(SHARE_TYPE)["required"] == SPEC_OPTIONS_SCHEMA["required"]
+    assert (plugin.get_options_schema(karbor.SHARE_TYPE)["required"]
+            == SPEC_OPTIONS_SCHEMA["required"])
     before = mutations(standin)
     with pytest.raises(exception.InvalidRequest):
-        protect(plugin, Checkpoint(), resource, context, {"force": "False"})
+        protect(plugin, karbor.Checkpoint(), resource, context,
+                {"snapshot_name": "n", "description": "", "force": "perhaps"})
     assert mutations(standin) == before
+
+
+def test_a_plan_without_parameters_protects_with_karbors_own_defaults(
+        standin, plugin, context, resource, share):
+    # Karbor accepts a plan without parameters; its own share plugin names the snapshot
+    # itself and forces nothing, and so does ours.
+    checkpoint = karbor.Checkpoint()
+    protect(plugin, checkpoint, resource, context, {})
+    [snapshot] = standin.snapshots(share_id=share["id"])
+    assert snapshot["name"] == f"{checkpoint.id}@{share['id']}"
+    assert snapshot["description"] == ""
+    saved = checkpoint.get_resource_bank_section(share["id"]).get_object("metadata")
+    assert saved["snapshot_id"] == snapshot["id"]
 
 
 def test_unsupported_resource_type_is_refused_by_the_schema_calls(plugin):
@@ -410,13 +281,13 @@ def test_protectable_lists_shows_and_finds_the_callers_shares(standin, protectab
     listed = instance.list_resources(context)
     shown = instance.show_resource(context, mine["id"])
     dependents = instance.get_dependent_resources(
-        context, resources.Resource(PROJECT_TYPE, project, "demo"))
+        context, resources.Resource(karbor.PROJECT_TYPE, project, "demo"))
 
-    expected = resources.Resource(SHARE_TYPE, mine["id"], "mine")
+    expected = resources.Resource(karbor.SHARE_TYPE, mine["id"], "mine")
     assert listed == [expected]
     assert shown == expected
     assert dependents == [expected]
-    assert shown.type == SHARE_TYPE
+    assert shown.type == karbor.SHARE_TYPE
     assert shown.extra_info["size"] == 3
     assert {r.project_id for r in standin.requests() if r.route != "/"} == {project}
 
@@ -439,7 +310,7 @@ def test_one_protectable_instance_answers_each_caller_for_its_own_project(
     assert sorted(r.id for r in instance.list_resources(context_b)) == sorted(theirs)
     assert sorted(r.id for r in instance.list_resources(context_a)) == sorted(mine)
     assert sorted(r.id for r in instance.get_dependent_resources(
-        context_b, resources.Resource(PROJECT_TYPE, other_project, "b"))) == sorted(theirs)
+        context_b, resources.Resource(karbor.PROJECT_TYPE, other_project, "b"))) == sorted(theirs)
 
 
 def test_protectable_refuses_another_projects_shares_to_a_member(standin, protectable,
@@ -458,7 +329,7 @@ def test_protectable_refuses_another_projects_shares_to_a_member(standin, protec
     standin.reset_requests()
     with pytest.raises(exception.NotAuthorized):
         instance.get_dependent_resources(
-            context, resources.Resource(PROJECT_TYPE, other_project, "other"))
+            context, resources.Resource(karbor.PROJECT_TYPE, other_project, "other"))
     assert standin.count_requests() == 0
 
 
@@ -469,7 +340,7 @@ def test_protectable_gives_an_admin_the_dependents_of_any_project(standin, prote
     admin = karbor_context(standin, project, is_admin=True)
     instance = protectable.instance(admin, cfg.ConfigOpts())
     found = instance.get_dependent_resources(
-        admin, resources.Resource(PROJECT_TYPE, other_project, "other"))
+        admin, resources.Resource(karbor.PROJECT_TYPE, other_project, "other"))
     assert sorted(r.id for r in found) == sorted(theirs)
 
 
@@ -487,7 +358,7 @@ def test_protectable_show_of_an_unprotectable_share_names_its_status(standin, pr
 
 def test_protect_keeps_available_status_and_saved_info_in_the_bank(standin, plugin, context,
                                                                    resource, share):
-    checkpoint = Checkpoint()
+    checkpoint = karbor.Checkpoint()
     protect(plugin, checkpoint, resource, context)
 
     section = checkpoint.get_resource_bank_section(share["id"])
@@ -512,18 +383,18 @@ def test_protect_keeps_available_status_and_saved_info_in_the_bank(standin, plug
 def test_protect_hook_run_twice_for_one_checkpoint_makes_one_snapshot(standin, plugin,
                                                                       context, resource,
                                                                       share):
-    checkpoint = Checkpoint()
+    checkpoint = karbor.Checkpoint()
     protect(plugin, checkpoint, resource, context)
     protect(plugin, checkpoint, resource, context)
     assert len(standin.snapshots(share_id=share["id"])) == 1
-    protect(plugin, Checkpoint(), resource, context)
+    protect(plugin, karbor.Checkpoint(), resource, context)
     assert len(standin.snapshots(share_id=share["id"])) == 2
 
 
 def test_restore_makes_a_new_available_share_with_the_original_access(standin, plugin,
                                                                       context, resource,
                                                                       share):
-    checkpoint = Checkpoint()
+    checkpoint = karbor.Checkpoint()
     protect(plugin, checkpoint, resource, context)
     saved = checkpoint.get_resource_bank_section(share["id"]).get_object("metadata")
 
@@ -532,7 +403,7 @@ def test_restore_makes_a_new_available_share_with_the_original_access(standin, p
     new_id = new_resources[share["id"]]
     assert new_id != share["id"]
     assert [call[:4] for call in karbor_restore.calls] == [
-        ("update", SHARE_TYPE, new_id, "available"), ("save",)]
+        ("update", karbor.SHARE_TYPE, new_id, "available"), ("save",)]
     restored = standin.share(new_id)
     assert restored["status"] == "available"
     assert restored["name"] == f"{checkpoint.id}@{share['id']}"
@@ -547,7 +418,7 @@ def test_restore_makes_a_new_available_share_with_the_original_access(standin, p
 
 def test_restore_takes_name_and_description_and_string_booleans(standin, plugin, context,
                                                                 resource, share):
-    checkpoint = Checkpoint()
+    checkpoint = karbor.Checkpoint()
     protect(plugin, checkpoint, resource, context)
     parameters = {"restore_name": "recovered", "restore_description": "after the fire",
                   "restore_access_rules": "False"}
@@ -562,7 +433,7 @@ def test_restore_takes_name_and_description_and_string_booleans(standin, plugin,
 
 def test_two_restores_of_one_checkpoint_make_two_shares(standin, plugin, context, resource,
                                                         share, project):
-    checkpoint = Checkpoint()
+    checkpoint = karbor.Checkpoint()
     protect(plugin, checkpoint, resource, context)
 
     _, first = restore(plugin, checkpoint, resource, context)
@@ -576,9 +447,9 @@ def test_two_restores_of_one_checkpoint_make_two_shares(standin, plugin, context
 
 def test_restore_hook_run_twice_for_one_restore_makes_one_share(standin, plugin, context,
                                                                 resource, share, project):
-    checkpoint = Checkpoint()
+    checkpoint = karbor.Checkpoint()
     protect(plugin, checkpoint, resource, context)
-    karbor_restore = Restore()
+    karbor_restore = karbor.Restore()
     _, first = restore(plugin, checkpoint, resource, context, karbor_restore=karbor_restore)
     _, again = restore(plugin, checkpoint, resource, context, karbor_restore=karbor_restore)
     assert first == again
@@ -587,7 +458,7 @@ def test_restore_hook_run_twice_for_one_restore_makes_one_share(standin, plugin,
 
 def test_restore_into_the_original_share_reverts_it(standin, plugin, context, resource,
                                                     share):
-    checkpoint = Checkpoint()
+    checkpoint = karbor.Checkpoint()
     protect(plugin, checkpoint, resource, context)
 
     karbor_restore, new_resources = restore(plugin, checkpoint, resource, context,
@@ -595,7 +466,7 @@ def test_restore_into_the_original_share_reverts_it(standin, plugin, context, re
 
     assert new_resources == {share["id"]: share["id"]}
     assert [call[:4] for call in karbor_restore.calls] == [
-        ("update", SHARE_TYPE, share["id"], "available"), ("save",)]
+        ("update", karbor.SHARE_TYPE, share["id"], "available"), ("save",)]
     assert standin.share(share["id"])["status"] == "available"
     reverts = [r for r in standin.requests()
                if r.method == "POST" and r.route == f"/shares/{share['id']}/action"]
@@ -604,36 +475,36 @@ def test_restore_into_the_original_share_reverts_it(standin, plugin, context, re
 
 
 def test_verify_reports_the_snapshot_available(standin, plugin, context, resource, share):
-    checkpoint = Checkpoint()
+    checkpoint = karbor.Checkpoint()
     protect(plugin, checkpoint, resource, context)
     before = mutations(standin)
 
     karbor_verify = verify(plugin, checkpoint, resource, context)
 
-    assert karbor_verify.calls == [(SHARE_TYPE, share["id"], "available", None)]
+    assert karbor_verify.calls == [(karbor.SHARE_TYPE, share["id"], "available", None)]
     assert mutations(standin) == before
 
 
 def test_verify_of_a_snapshot_gone_bad_reports_error(standin, plugin, context, resource,
                                                      share):
-    checkpoint = Checkpoint()
+    checkpoint = karbor.Checkpoint()
     protect(plugin, checkpoint, resource, context)
     saved = checkpoint.get_resource_bank_section(share["id"]).get_object("metadata")
     standin.set_snapshot_status(saved["snapshot_id"], "error")
-    karbor_verify = Verify()
+    karbor_verify = karbor.Verify()
 
     with pytest.raises(exception.InvalidStatus):
-        run_hooks(plugin.get_verify_operation(resource), checkpoint, resource, context, {},
-                  verify=karbor_verify, new_resources={}, operation_log=OperationLog())
+        karbor.run_hooks(plugin.get_verify_operation(resource), checkpoint, resource, context, {},
+                  verify=karbor_verify, new_resources={}, operation_log=karbor.OperationLog())
 
     ((kind, resource_id, status, reason),) = karbor_verify.calls
-    assert (kind, resource_id, status) == (SHARE_TYPE, share["id"], "error")
+    assert (kind, resource_id, status) == (karbor.SHARE_TYPE, share["id"], "error")
     assert "'error'" in reason
 
 
 def test_delete_removes_the_snapshot_and_the_saved_info(standin, plugin, context, resource,
                                                         share):
-    checkpoint = Checkpoint()
+    checkpoint = karbor.Checkpoint()
     protect(plugin, checkpoint, resource, context)
     section = checkpoint.get_resource_bank_section(share["id"])
     snapshot_id = section.get_object("metadata")["snapshot_id"]
@@ -648,7 +519,7 @@ def test_delete_removes_the_snapshot_and_the_saved_info(standin, plugin, context
 
 def test_delete_of_an_already_deleted_snapshot_succeeds(standin, plugin, context, resource,
                                                         share):
-    checkpoint = Checkpoint()
+    checkpoint = karbor.Checkpoint()
     protect(plugin, checkpoint, resource, context)
     section = checkpoint.get_resource_bank_section(share["id"])
     saved = section.get_object("metadata")
@@ -667,7 +538,7 @@ def test_failing_protect_leaves_error_in_the_bank_and_names_the_status(standin, 
                                                                        context, resource,
                                                                        share):
     standin.faults.snapshot_error(share["id"])
-    checkpoint = Checkpoint()
+    checkpoint = karbor.Checkpoint()
 
     with pytest.raises(exception.OperationFailed) as info:
         protect(plugin, checkpoint, resource, context)
@@ -682,7 +553,7 @@ def test_failing_protect_leaves_error_in_the_bank_and_names_the_status(standin, 
 def test_protect_of_a_share_in_error_leaves_error_in_the_bank(standin, plugin, context,
                                                               resource, share):
     standin.set_share_status(share["id"], "error")
-    checkpoint = Checkpoint()
+    checkpoint = karbor.Checkpoint()
     with pytest.raises(exception.InvalidStatus) as info:
         protect(plugin, checkpoint, resource, context)
     assert "'error'" in str(info.value)
@@ -691,18 +562,18 @@ def test_protect_of_a_share_in_error_leaves_error_in_the_bank(standin, plugin, c
 
 def test_failing_restore_reports_error_through_the_restore_object(standin, plugin, context,
                                                                   resource, share, project):
-    checkpoint = Checkpoint()
+    checkpoint = karbor.Checkpoint()
     protect(plugin, checkpoint, resource, context)
     saved = checkpoint.get_resource_bank_section(share["id"]).get_object("metadata")
     standin.faults.share_error_from_snapshot(saved["snapshot_id"])
-    karbor_restore = Restore()
+    karbor_restore = karbor.Restore()
 
     with pytest.raises(exception.OperationFailed) as info:
         restore(plugin, checkpoint, resource, context, karbor_restore=karbor_restore)
 
     assert "'error'" in str(info.value)
     (update, save) = karbor_restore.calls
-    assert update[:4] == ("update", SHARE_TYPE, share["id"], "error")
+    assert update[:4] == ("update", karbor.SHARE_TYPE, share["id"], "error")
     assert "'error'" in update[4]
     assert save == ("save",)
     assert [s["id"] for s in standin.shares(project)] == [share["id"]]
@@ -711,28 +582,28 @@ def test_failing_restore_reports_error_through_the_restore_object(standin, plugi
 def test_restore_of_a_checkpoint_whose_protect_failed_reports_error(standin, plugin, context,
                                                                     resource, share):
     standin.faults.snapshot_error(share["id"])
-    checkpoint = Checkpoint()
+    checkpoint = karbor.Checkpoint()
     with pytest.raises(exception.OperationFailed):
         protect(plugin, checkpoint, resource, context)
-    karbor_restore = Restore()
+    karbor_restore = karbor.Restore()
     before = mutations(standin)
 
-    with pytest.raises(BankGetObjectFailed):  # the bank's own error reaches Karbor
+    with pytest.raises(karbor.BankGetObjectFailed):  # the bank's own error reaches Karbor
         restore(plugin, checkpoint, resource, context, karbor_restore=karbor_restore)
 
     assert [call[:4] for call in karbor_restore.calls] == [
-        ("update", SHARE_TYPE, share["id"], "error"), ("save",)]
+        ("update", karbor.SHARE_TYPE, share["id"], "error"), ("save",)]
     assert mutations(standin) == before
 
 
 def test_delete_of_a_checkpoint_whose_protect_failed_leaves_error_not_deleting(
         standin, plugin, context, resource, share):
     standin.faults.snapshot_error(share["id"])
-    checkpoint = Checkpoint()
+    checkpoint = karbor.Checkpoint()
     with pytest.raises(exception.OperationFailed):
         protect(plugin, checkpoint, resource, context)
 
-    with pytest.raises(BankGetObjectFailed):  # the bank's own error reaches Karbor
+    with pytest.raises(karbor.BankGetObjectFailed):  # the bank's own error reaches Karbor
         delete(plugin, checkpoint, resource, context)
 
     assert checkpoint.get_resource_bank_section(share["id"]).get_object("status") == "error"
@@ -740,10 +611,10 @@ def test_delete_of_a_checkpoint_whose_protect_failed_leaves_error_not_deleting(
 
 def test_plugin_takes_its_manila_options_from_the_provider_file(standin, tmp_path, context,
                                                                 resource, share):
-    provider_config = karbor_provider_config(
-        write_provider_file(tmp_path, ["max_api_version = 2.72", "list_page_size = 7"]))
-    plugin = load_protection_plugin(provider_config)
-    checkpoint = Checkpoint()
+    provider_config = karbor.karbor_provider_config(
+        karbor.write_provider_file(tmp_path, ["max_api_version = 2.72", "list_page_size = 7"]))
+    plugin = karbor.load_protection_plugin(provider_config)
+    checkpoint = karbor.Checkpoint()
 
     protect(plugin, checkpoint, resource, context)
 
@@ -759,7 +630,7 @@ def test_plugin_without_a_manila_endpoint_fails_the_protect_with_error(standin, 
                                                                        context, resource,
                                                                        share):
     context.service_catalog = [e for e in context.service_catalog if e["type"] != "sharev2"]
-    checkpoint = Checkpoint()
+    checkpoint = karbor.Checkpoint()
     with pytest.raises(exception.Unsupported) as info:
         protect(plugin, checkpoint, resource, context)
     assert "sharev2" in str(info.value)
@@ -772,14 +643,14 @@ def test_plugin_without_a_manila_endpoint_fails_the_protect_with_error(standin, 
 
 @pytest.mark.parametrize("parameters", [
     {"snapshot_name": "nightly", "description": "d", "force": "maybe"},
-    {"description": "d", "force": "False"},
+    {"snapshot_name": 42},
     {"snapshot_name": "nightly", "description": "d", "force": "False", "colour": "red"},
     ["snapshot_name", "nightly"],
     "snapshot_name=nightly",
 ])
 def test_bad_protect_parameters_are_refused_without_mutation(standin, plugin, context,
                                                              resource, share, parameters):
-    checkpoint = Checkpoint()
+    checkpoint = karbor.Checkpoint()
     before = mutations(standin)
 
     with pytest.raises(exception.InvalidRequest) as info:
@@ -798,9 +669,9 @@ def test_bad_protect_parameters_are_refused_without_mutation(standin, plugin, co
 ])
 def test_bad_restore_parameters_are_refused_without_mutation(standin, plugin, context,
                                                              resource, share, parameters):
-    checkpoint = Checkpoint()
+    checkpoint = karbor.Checkpoint()
     protect(plugin, checkpoint, resource, context)
-    karbor_restore = Restore()
+    karbor_restore = karbor.Restore()
     before = mutations(standin)
 
     with pytest.raises(exception.InvalidRequest):
@@ -809,7 +680,7 @@ def test_bad_restore_parameters_are_refused_without_mutation(standin, plugin, co
 
     assert mutations(standin) == before
     assert [call[:4] for call in karbor_restore.calls] == [
-        ("update", SHARE_TYPE, share["id"], "error"), ("save",)]
+        ("update", karbor.SHARE_TYPE, share["id"], "error"), ("save",)]
 
 
 CORRUPTIONS = {
@@ -825,7 +696,7 @@ CORRUPTIONS = {
 @pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
 def test_corrupt_saved_info_is_refused_without_mutation(standin, plugin, context, resource,
                                                         share, operation, corruption):
-    checkpoint = Checkpoint()
+    checkpoint = karbor.Checkpoint()
     protect(plugin, checkpoint, resource, context)
     section = checkpoint.get_resource_bank_section(share["id"])
     snapshot_id = section.get_object("metadata")["snapshot_id"]
@@ -848,11 +719,11 @@ def test_corrupt_saved_info_is_refused_without_mutation(standin, plugin, context
 
 
 def test_verify_with_parameters_is_refused(standin, plugin, context, resource, share):
-    checkpoint = Checkpoint()
+    checkpoint = karbor.Checkpoint()
     protect(plugin, checkpoint, resource, context)
-    karbor_verify = Verify()
+    karbor_verify = karbor.Verify()
     with pytest.raises(exception.InvalidRequest):
-        run_hooks(plugin.get_verify_operation(resource), checkpoint, resource, context,
+        karbor.run_hooks(plugin.get_verify_operation(resource), checkpoint, resource, context,
                   {"deep": "True"}, verify=karbor_verify, new_resources={},
-                  operation_log=OperationLog())
-    assert [call[:3] for call in karbor_verify.calls] == [(SHARE_TYPE, share["id"], "error")]
+                  operation_log=karbor.OperationLog())
+    assert [call[:3] for call in karbor_verify.calls] == [(karbor.SHARE_TYPE, share["id"], "error")]

@@ -254,7 +254,7 @@ class WorkerProcess:
                 client.get_job(ctxt, str(uuid.uuid4()), server=self.host)
             except exception.NotFound:
                 return
-            except oslo_messaging.MessagingTimeout:
+            except exception.WorkerUnavailable:
                 pass
             if time.monotonic() > deadline:
                 raise AssertionError(f"worker {self.host} not ready after {timeout:g} s:\n"

@@ -2,8 +2,9 @@
 
 plugins/ knows Manila and Karbor; rpc/ knows oslo.messaging; worker/ knows jobs,
 locks and the journal.  Only the worker's service module wires rpc/ and worker/
-together, the RPC client imports nothing of the server side, and no product
-module but the demo imports the Manila stand-in.
+together; the RPC client imports nothing of the server side, and in plugins/
+only the dispatch module (Karbor's worker mode) uses it; no product module but
+the demo imports the Manila stand-in.
 """
 
 from __future__ import annotations
@@ -19,10 +20,14 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "manila_protector"
 
 #: (importer prefix, forbidden import prefix, unless the importer is one of these)
+_DISPATCH = frozenset({"manila_protector.plugins.dispatch"})
+
 RULES: tuple[tuple[str, str, frozenset[str]], ...] = (
-    ("manila_protector.plugins", "manila_protector.rpc", frozenset()),
+    ("manila_protector.plugins", "manila_protector.rpc", _DISPATCH),
+    ("manila_protector.plugins", "manila_protector.rpc.endpoint", frozenset()),
+    ("manila_protector.plugins", "manila_protector.rpc.notifier", frozenset()),
     ("manila_protector.plugins", "manila_protector.worker", frozenset()),
-    ("manila_protector.plugins", "manila_protector.jobs", frozenset()),
+    ("manila_protector.plugins", "manila_protector.jobs", _DISPATCH),
     ("manila_protector.rpc", "manila_protector.worker", frozenset()),
     ("manila_protector.worker", "manila_protector.rpc",
      frozenset({"manila_protector.worker.service"})),
@@ -93,6 +98,10 @@ def test_no_product_module_imports_the_wrong_way():
      "manila_protector.rpc.api -> manila_protector.rpc.endpoint"),
     ("manila_protector.worker.runner", "import manila_standin",
      "manila_protector.worker.runner -> manila_standin"),
+    ("manila_protector.plugins.dispatch", "from manila_protector.rpc import endpoint",
+     "manila_protector.plugins.dispatch -> manila_protector.rpc.endpoint"),
+    ("manila_protector.plugins.protect", "from manila_protector.rpc import api",
+     "manila_protector.plugins.protect -> manila_protector.rpc"),
 ])
 def test_a_wrong_way_import_is_reported(module, source, expected):
     assert expected in violations({module: source})
