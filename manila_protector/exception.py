@@ -95,6 +95,24 @@ class NotAuthorized(ProtectorError):
     code = "not_authorized"
 
 
+class TokenExpired(NotAuthorized):
+    """The caller's token expired (or would before the job could finish and clean up).
+
+    Send the job again with a fresh token, or let the worker send service tokens
+    (``[service_user]``).
+    """
+
+    code = "token_expired"
+    retryable = True
+
+
+class IdentityUnavailable(ProtectorError):
+    """Keystone could not be asked about the caller's token (unreachable, or it refused us)."""
+
+    code = "identity_unavailable"
+    retryable = True
+
+
 class QuotaExceeded(ProtectorError):
     """Manila refused the operation because the project is over quota."""
 

@@ -33,10 +33,7 @@ FAILED = "failed"
 STATUSES = frozenset({ACCEPTED, RUNNING, SUCCEEDED, FAILED})
 TERMINAL = frozenset({SUCCEEDED, FAILED})
 
-#: Context keys that hold secrets: never logged, notified or journaled.
-SECRET_CONTEXT_KEYS = frozenset({"auth_token", "auth_token_info"})
-
-_SHARE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")
+_PROJECT_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 
 
 def utcnow() -> str:
@@ -44,31 +41,67 @@ def utcnow() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")
 
 
+def shown(value: typing.Any, limit: int = 64) -> str:
+    """A caller-supplied value as it may appear in a log line or a message.
+
+    Escaped (a newline cannot forge another log line) and cut to ``limit``
+    characters; a value that is not a string shows as its type.
+    """
+    if not isinstance(value, str):
+        return f"<{type(value).__name__}>"
+    return ascii(value[:limit])
+
+
+def refuse_unexpected(unexpected: typing.Mapping[str, typing.Any]) -> None:
+    """:raises exception.InvalidRequest: naming the arguments no method takes."""
+    if unexpected:
+        names = sorted(str(k)[:32] for k in unexpected)[:5]
+        raise exception.InvalidRequest(
+            f"unexpected argument(s): {', '.join(shown(n) for n in names)}",
+            details={"field": ", ".join(names), "rule": "additionalProperties"})
+
+
+def parse_uuid(value: typing.Any, field: str) -> str:
+    """Return the canonical form of a UUID (every id that reaches a URL is one).
+
+    :raises exception.InvalidRequest: it is not a UUID string; ``details.field``
+        names ``field``.
+    """
+    if not isinstance(value, str) or len(value) > 64:
+        raise exception.InvalidRequest(f"{field} must be a UUID string",
+                                       details={"field": field, "rule": "uuid"})
+    try:
+        return str(uuid.UUID(value))
+    except ValueError as exc:
+        raise exception.InvalidRequest(f"{field} {shown(value)} is not a UUID",
+                                       details={"field": field, "rule": "uuid"}) from exc
+
+
 def parse_job_id(job_id: typing.Any) -> str:
     """Return the canonical form of a job id.
 
     :raises exception.InvalidRequest: it is not a UUID string.
     """
-    if not isinstance(job_id, str) or len(job_id) > 64:
-        raise exception.InvalidRequest("job_id must be a UUID string",
-                                       details={"field": "job_id", "rule": "uuid"})
-    try:
-        return str(uuid.UUID(job_id))
-    except ValueError as exc:
-        raise exception.InvalidRequest(f"job_id {job_id[:64]!r} is not a UUID",
-                                       details={"field": "job_id", "rule": "uuid"}) from exc
+    return parse_uuid(job_id, "job_id")
 
 
 def parse_share_id(share_id: typing.Any) -> str:
-    """Check a share id's form (Manila's are UUIDs; be lenient but safe).
+    """Return the canonical form of a share id (Manila's are UUIDs).
 
-    :raises exception.InvalidRequest: not a short printable identifier.
+    :raises exception.InvalidRequest: it is not a UUID string.
     """
-    if not isinstance(share_id, str) or not _SHARE_ID.match(share_id):
-        shown = share_id[:64] if isinstance(share_id, str) else type(share_id).__name__
-        raise exception.InvalidRequest(f"share_id {shown!r} is not a valid share id",
-                                       details={"field": "share_id", "rule": "pattern"})
-    return share_id
+    return parse_uuid(share_id, "share_id")
+
+
+def parse_project_id(project_id: typing.Any) -> str:
+    """Check a project id's form (Keystone's are hex; a deployment's may differ a little).
+
+    :raises exception.InvalidRequest: not a short id of letters, digits, ``-`` and ``_``.
+    """
+    if not isinstance(project_id, str) or not _PROJECT_ID.match(project_id):
+        raise exception.InvalidRequest(f"parent_id {shown(project_id)} is not a project id",
+                                       details={"field": "parent_id", "rule": "pattern"})
+    return project_id
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,20 +209,3 @@ class JobRecord:
             host=host,
             request_id=request_id,
         )
-
-
-def context_without_secrets(ctxt: typing.Any) -> dict[str, typing.Any]:
-    """A request context as a dict with no secret in it (for the journal)."""
-    data = dict(ctxt.to_dict())
-    # oslo.context < 4 (Karbor's environment) names them 'user' and 'tenant' only.
-    data.setdefault("user_id", getattr(ctxt, "user_id", None))
-    data.setdefault("project_id", getattr(ctxt, "project_id", None))
-    for key in SECRET_CONTEXT_KEYS:
-        data.pop(key, None)
-    return data
-
-
-def caller_is_admin(ctxt: typing.Any) -> bool:
-    """Whether the caller is an administrator (the flag or an ``admin`` role)."""
-    return bool(getattr(ctxt, "is_admin", False)) or "admin" in (getattr(ctxt, "roles", None)
-                                                                 or [])

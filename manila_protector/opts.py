@@ -24,6 +24,7 @@ from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
 import oslo_messaging
 
+from manila_protector.plugins import client_factory
 from manila_protector.plugins import runtime
 from manila_protector.plugins import values
 from manila_protector.plugins import waiting
@@ -35,6 +36,7 @@ _TIMEOUTS = values.Timeouts
 
 MANILA_GROUP = "manila"
 DISPATCH_GROUP = "dispatch"
+KEYSTONE_GROUP = "keystone_authtoken"
 WORKER_GROUP = "worker"
 COORDINATION_GROUP = "coordination"
 
@@ -74,6 +76,13 @@ _WORKER_OPTS = [
         min=1024,
         help="Largest accepted RPC request (parameters and saved_info as JSON); larger "
              "requests are refused with invalid_request.",
+    ),
+    cfg.IntOpt(
+        "max_context_bytes",
+        default=131072,
+        min=1024,
+        help="Largest accepted request context (as JSON: token, identity, service catalog); "
+             "larger contexts are refused with invalid_request.",
     ),
     cfg.IntOpt(
         "job_retention",
@@ -262,6 +271,63 @@ def register_manila_opts(conf: cfg.ConfigOpts, group: str = MANILA_GROUP) -> Non
     ks_loading.register_auth_conf_options(conf, group)
     for name, value in _MANILA_DEFAULTS.items():
         conf.set_default(name, value, group=group)
+    register_service_user_opts(conf)
+
+
+_SERVICE_USER_OPTS = [
+    cfg.BoolOpt(
+        "send_service_user_token",
+        default=False,
+        help="Send this service user's token (X-Service-Token) beside the caller's token "
+             "with every Manila request, as Nova and Cinder do: Manila's keystonemiddleware "
+             "then accepts a user token that expired during a long job or before a resume "
+             "(Manila needs service_token_roles_required, and this user the 'service' role). "
+             "Without it, a job whose token expires fails with token_expired. The user's "
+             "credentials are keystoneauth's auth options in this group.",
+    ),
+]
+
+
+def register_service_user_opts(conf: cfg.ConfigOpts) -> None:
+    """Register ``[service_user]`` (keystoneauth's auth options and the switch)."""
+    group = client_factory.SERVICE_USER_GROUP
+    conf.register_group(cfg.OptGroup(group, title="The service user sending service tokens"))
+    conf.register_opts(_SERVICE_USER_OPTS, group=group)
+    ks_loading.register_auth_conf_options(conf, group)
+
+
+_KEYSTONE_OPTS = [
+    cfg.IntOpt("token_cache_time", default=300, min=0,
+               help="Seconds a validated token's identity is kept before Keystone is asked "
+                    "again (a revoked token stops working within this time); never past "
+                    "the token's expiry. 0 asks Keystone for every request."),
+    cfg.IntOpt("token_cache_size", default=10000, min=1,
+               help="Most validated tokens kept (least recently used dropped first)."),
+]
+#: keystoneauth's adapter options that find the identity endpoint for validation.
+_KEYSTONE_ADAPTER_OPTS = ("valid_interfaces", "interface", "region_name")
+
+
+def _keystone_opts(include_deprecated: bool) -> list[cfg.Opt]:
+    adapter = [opt for opt in ks_loading.get_adapter_conf_options(
+        include_deprecated=include_deprecated) if opt.dest in _KEYSTONE_ADAPTER_OPTS]
+    return ks_loading.get_session_conf_options() + adapter + _KEYSTONE_OPTS
+
+
+def register_keystone_opts(conf: cfg.ConfigOpts) -> None:
+    """``[keystone_authtoken]``: keystoneauth's auth, session and adapter options, the cache.
+
+    Set ``auth_type`` (and that plugin's options: the worker's own credentials) and
+    the worker validates every request's token with Keystone; leave it unset and
+    the bus is trusted (doc/configuration.rst, "Security model").  Options of
+    keystonemiddleware's own that a deployment copies into the section
+    (``www_authenticate_uri``, ``memcached_servers``...) are ignored.
+    """
+    conf.register_group(cfg.OptGroup(KEYSTONE_GROUP,
+                                     title="Validating callers' tokens with Keystone"))
+    ks_loading.register_auth_conf_options(conf, KEYSTONE_GROUP)
+    for opt in _keystone_opts(include_deprecated=True):
+        conf.register_opt(opt, group=KEYSTONE_GROUP)
 
 
 def register_dispatch_opts(conf: cfg.ConfigOpts) -> None:
@@ -279,6 +345,7 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_group(cfg.OptGroup(COORDINATION_GROUP, title="Per-share locks (tooz)"))
     conf.register_opts(_COORDINATION_OPTS, group=COORDINATION_GROUP)
     register_manila_opts(conf)
+    register_keystone_opts(conf)
 
 
 def set_lib_defaults() -> None:
@@ -301,11 +368,18 @@ def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
     """All options, for oslo-config-generator (``oslo.config.opts`` entry point); pure."""
     manila_opts = _MANILA_OPTS + _keystoneauth_opts() + ks_loading.get_auth_plugin_conf_options(
         "password")
+    service_user_opts = _SERVICE_USER_OPTS + ks_loading.get_auth_common_conf_options() + \
+        ks_loading.get_auth_plugin_conf_options("password")
     return [
         ("DEFAULT", copy.deepcopy(_DEFAULT_OPTS)),
         (WORKER_GROUP, copy.deepcopy(_WORKER_OPTS)),
         (COORDINATION_GROUP, copy.deepcopy(_COORDINATION_OPTS)),
         (MANILA_GROUP, copy.deepcopy(manila_opts)),
+        (client_factory.SERVICE_USER_GROUP, copy.deepcopy(service_user_opts)),
+        (KEYSTONE_GROUP, copy.deepcopy(
+            ks_loading.get_auth_common_conf_options()
+            + ks_loading.get_auth_plugin_conf_options("password")
+            + _keystone_opts(include_deprecated=False))),
     ]
 
 
@@ -314,5 +388,6 @@ def list_provider_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
 
     For oslo-config-generator (``oslo.config.opts`` namespace ``manila_protector.provider``).
     """
-    return [group for group in list_opts() if group[0] == MANILA_GROUP] + [
+    return [group for group in list_opts()
+            if group[0] in (MANILA_GROUP, client_factory.SERVICE_USER_GROUP)] + [
         (DISPATCH_GROUP, copy.deepcopy(_DISPATCH_OPTS))]

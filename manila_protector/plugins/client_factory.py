@@ -17,6 +17,7 @@ import typing
 
 from keystoneauth1 import loading as ks_loading
 from keystoneauth1.access import service_catalog as ks_catalog
+from keystoneauth1 import service_token
 from keystoneauth1 import session as ks_session
 from keystoneauth1 import token_endpoint
 from manilaclient import api_versions
@@ -24,9 +25,13 @@ from manilaclient import client as manila_client
 import requests
 
 from manila_protector import exception
+from manila_protector import identity
 from manila_protector.plugins import manila_client as client_mod
 
 LOG = logging.getLogger(__name__)
+
+#: The option group of the service user whose token rides along (Nova's and Cinder's name).
+SERVICE_USER_GROUP = "service_user"
 
 
 def _no_cookies() -> http.cookiejar.CookiePolicy:
@@ -56,8 +61,11 @@ class ClientFactory:
     :param region_name: the catalog region to use (None: any).
     :param service_type: Manila's service type in the catalog.
     :param endpoint_override: the Manila endpoint, where there is no service catalog.
-    :param service_auth: a keystoneauth auth plugin with the service's own credentials,
-        or None where none are configured.
+    :param service_auth: a keystoneauth auth plugin with the service's own credentials
+        (``[manila]``), or None: used only for work of the service's own
+        (:meth:`for_service`), never in a caller's place.
+    :param service_user: a keystoneauth auth plugin whose token every request
+        sends as ``X-Service-Token`` (``[service_user]``), or None.
     """
 
     def __init__(
@@ -69,10 +77,12 @@ class ClientFactory:
         service_type: str = "sharev2",
         endpoint_override: str | None = None,
         service_auth: typing.Any = None,
+        service_user: typing.Any = None,
     ) -> None:
         self._session_loader = session_loader
         self._endpoint_override = endpoint_override
         self._service_auth = service_auth
+        self._service_user = service_user
         newest = client_mod.CLIENT_MAX_VERSION
         wanted = api_versions.APIVersion(max_version) if max_version else newest
         if wanted > newest:
@@ -98,6 +108,13 @@ class ClientFactory:
         if section.auth_type:
             with client_mod.translate_errors(f"load the [{group}] service credentials"):
                 service_auth = ks_loading.load_auth_from_conf_options(conf, group)
+        service_user = None
+        users = getattr(conf, SERVICE_USER_GROUP, None)
+        if users is not None and users.send_service_user_token:
+            with client_mod.translate_errors(
+                    f"load the [{SERVICE_USER_GROUP}] credentials"):
+                service_user = ks_loading.load_auth_from_conf_options(
+                    conf, SERVICE_USER_GROUP)
         return cls(
             load_session,
             max_version=section.max_api_version,
@@ -106,6 +123,7 @@ class ClientFactory:
             service_type=section.service_type or "sharev2",
             endpoint_override=section.endpoint_override,
             service_auth=service_auth,
+            service_user=service_user,
         )
 
     def _session(self, auth: typing.Any) -> ks_session.Session:
@@ -120,29 +138,26 @@ class ClientFactory:
         return self._session_loader(auth, connections)
 
     @property
-    def has_service_credentials(self) -> bool:
-        return self._service_auth is not None
+    def sends_service_tokens(self) -> bool:
+        """Whether every request carries an ``X-Service-Token`` (``[service_user]``)."""
+        return self._service_user is not None
 
-    def for_context(
-        self, *, auth_token: str | None, service_catalog: typing.Any, is_admin: bool
-    ) -> client_mod.ManilaClient:
-        """A client for a request context.
+    def for_caller(self, caller: identity.Caller) -> client_mod.ManilaClient:
+        """A client acting for ``caller``, with the caller's own token.
 
-        The caller's token is used when there is one (against ``endpoint_override``
-        or the catalog's Manila endpoint).  Without a token, the service
-        credentials are used -- only for an admin context, and only where configured.
+        Against ``endpoint_override`` or the Manila endpoint of the caller's
+        service catalog.  Service credentials never stand in for a caller; with
+        ``[service_user] send_service_user_token`` every request also carries the
+        service's token (``X-Service-Token``), which Manila's keystonemiddleware
+        accepts beside a user token that expired during a long job.
 
-        :raises exception.NotAuthorized: no token, and no right to the service credentials.
+        :raises exception.NotAuthorized: the caller has no token.
+        :raises exception.Unsupported: no Manila endpoint to use.
         """
-        if auth_token:
-            endpoint = self._endpoint_override or self.endpoint_from_catalog(service_catalog)
-            return self.for_token(auth_token, endpoint)
-        if self._service_auth is not None and is_admin:
-            return self.for_auth(self._service_auth, self._endpoint_override)
-        raise exception.NotAuthorized(
-            "the request carries no token"
-            + ("" if self._service_auth is None else " and is not an admin's")
-        )
+        if not caller.auth_token:
+            raise exception.NotAuthorized("the request carries no token")
+        endpoint = self._endpoint_override or self.endpoint_from_catalog(caller.service_catalog)
+        return self.for_token(caller.auth_token, endpoint)
 
     def for_service(self) -> client_mod.ManilaClient:
         """A client with the service credentials.
@@ -186,11 +201,14 @@ class ClientFactory:
         return url
 
     def for_token(self, token: str, endpoint: str) -> client_mod.ManilaClient:
-        """A client acting with the caller's token against ``endpoint``."""
+        """A client acting with the caller's token against ``endpoint`` (see :meth:`for_caller`)."""
         if not token:
             raise exception.NotAuthorized("the request carries no token")
-        session = self._session(token_endpoint.Token(endpoint, token))
-        return self._build(session, endpoint)
+        auth: typing.Any = token_endpoint.Token(endpoint, token)
+        if self._service_user is not None:
+            auth = service_token.ServiceTokenAuthWrapper(user_auth=auth,
+                                                         service_auth=self._service_user)
+        return self._build(self._session(auth), endpoint)
 
     def for_auth(self, auth: typing.Any, endpoint: str | None = None) -> client_mod.ManilaClient:
         """A client acting with a keystoneauth auth plugin (service credentials)."""

@@ -25,6 +25,7 @@ import logging
 import typing
 
 from manila_protector import exception
+from manila_protector import identity
 from manila_protector.plugins import manila_client
 from manila_protector.plugins import statuses
 from manila_protector.plugins import values
@@ -81,23 +82,47 @@ class Delivery:
     :param cleanup_timeout: seconds a failed job may spend deleting what it made.
     :param guard: called with a description before every mutating request; it
         raises a :class:`~manila_protector.exception.ProtectorError` to stop it.
+    :param token_expires_in: seconds until the caller's token expires, where that
+        bounds the job (None: it does not -- no expiry known, or service tokens
+        ride along).  The operation then stops acting ``cleanup_timeout`` seconds
+        before, so that what it made can still be deleted with the token; a wait
+        or a request cut short fails :class:`~manila_protector.exception.TokenExpired`.
     """
 
     def __init__(self, manila: manila_client.ManilaClient, waiter: waiting.Waiter,
-                 cleanup_timeout: float, guard: Guard | None = None) -> None:
+                 cleanup_timeout: float, guard: Guard | None = None,
+                 token_expires_in: float | None = None) -> None:
         self.manila = manila
         self._waiter = waiter
         self._cleanup_timeout = cleanup_timeout
         self._guard = guard
+        self._token_expires_at = (None if token_expires_in is None
+                                  else waiter.clock.now() + token_expires_in)
+
+    def _token_expired(self, message: str) -> exception.TokenExpired:
+        return exception.TokenExpired(
+            f"{message}: the caller's token expires too soon to go on and still clean up "
+            "(send the job again with a fresh token, or configure [service_user])")
+
+    @property
+    def _stop_acting_at(self) -> float | None:
+        if self._token_expires_at is None:
+            return None
+        return self._token_expires_at - self._cleanup_timeout
 
     # -- deadlines and waits --------------------------------------------------------------
 
     def deadline(self, seconds: float) -> waiting.Deadline:
-        """A deadline ``seconds`` from now on the waiter's clock."""
-        return waiting.Deadline(self._waiter.clock, seconds)
+        """A deadline ``seconds`` from now on the waiter's clock (cut off before the token
+        expires, where it bounds the job)."""
+        return waiting.Deadline(self._waiter.clock, seconds, cutoff=self._stop_acting_at,
+                                cutoff_error=self._token_expired)
 
     def cleanup_deadline(self) -> waiting.Deadline:
-        return self.deadline(self._cleanup_timeout)
+        """The time a failed job has to delete what it made (the token must still be valid)."""
+        return waiting.Deadline(self._waiter.clock, self._cleanup_timeout,
+                                cutoff=self._token_expires_at,
+                                cutoff_error=self._token_expired)
 
     def share_status(self, share_id: str) -> Polled:
         return Polled(lambda: self.manila.get_share(share_id))
@@ -125,8 +150,12 @@ class Delivery:
     def mutate(self, what: str, call: typing.Callable[[], _T]) -> _T:
         """A mutating request, sent only once the guard allows it.
 
-        :raises exception.GuardRefused: the guard refused; nothing was sent.
+        :raises exception.GuardRefused: the guard refused, or the caller's token
+            expires too soon; nothing was sent.
         """
+        stop = self._stop_acting_at
+        if stop is not None and self._waiter.clock.now() >= stop:
+            raise exception.GuardRefused.before(what, self._token_expired(what))
         if self._guard is not None:
             try:
                 self._guard(what)
@@ -225,7 +254,7 @@ class Delivery:
 
     # -- the saved snapshot ---------------------------------------------------------------
 
-    def saved_snapshot(self, saved: values.SavedInfo, caller: values.Caller | None,
+    def saved_snapshot(self, saved: values.SavedInfo, caller: identity.Caller | None,
                        deadline: waiting.Deadline) -> Resource:
         """The saved snapshot, checked to be the saved share's and the caller's.
 

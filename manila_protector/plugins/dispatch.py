@@ -24,6 +24,7 @@ import typing
 import uuid
 
 from manila_protector import exception
+from manila_protector import identity
 from manila_protector import jobs
 from manila_protector import opts
 from manila_protector.plugins import runtime as runtime_mod
@@ -45,11 +46,6 @@ def karbor_job_id(operation: str, owner: typing.Any, resource_id: str) -> str | 
     if not owner_id:
         return None
     return str(uuid.uuid5(KARBOR_JOB_NAMESPACE, f"karbor:{operation}:{owner_id}:{resource_id}"))
-
-
-def _caller(context: typing.Any) -> values.Caller:
-    return values.Caller(project_id=getattr(context, "project_id", None),
-                         is_admin=bool(getattr(context, "is_admin", False)))
 
 
 class Dispatch(typing.Protocol):
@@ -78,28 +74,30 @@ class Direct:
     def __init__(self, runtime: typing.Callable[[], runtime_mod.PluginRuntime]) -> None:
         self._runtime = runtime
 
-    def protector(self, context: typing.Any) -> share_protector.ShareProtector:
-        """The core acting for ``context``."""
+    def protector(self, caller: identity.Caller) -> share_protector.ShareProtector:
+        """The core acting for ``caller``."""
         runtime = self._runtime()
-        return runtime.protector(runtime.client(context))
+        return runtime.protector(runtime.client(caller))
 
     def protect(self, context: typing.Any, share_id: str, options: values.ProtectOptions,
                 job_id: str | None) -> values.SavedInfo:
-        return self.protector(context).protect(share_id, options, job_tag=job_id,
-                                               caller=_caller(context))
+        caller = identity.Caller.from_context(context)
+        return self.protector(caller).protect(share_id, options, job_tag=job_id, caller=caller)
 
     def restore(self, context: typing.Any, saved: values.SavedInfo,
                 options: values.RestoreOptions, job_id: str | None) -> values.RestoreResult:
-        return self.protector(context).restore(saved, options, job_tag=job_id,
-                                               caller=_caller(context))
+        caller = identity.Caller.from_context(context)
+        return self.protector(caller).restore(saved, options, job_tag=job_id, caller=caller)
 
     def verify(self, context: typing.Any, saved: values.SavedInfo,
                job_id: str | None) -> values.VerifyResult:
-        return self.protector(context).verify(saved, caller=_caller(context))
+        caller = identity.Caller.from_context(context)
+        return self.protector(caller).verify(saved, caller=caller)
 
     def delete(self, context: typing.Any, saved: values.SavedInfo,
                job_id: str | None) -> values.DeleteResult:
-        return self.protector(context).delete(saved, caller=_caller(context))
+        caller = identity.Caller.from_context(context)
+        return self.protector(caller).delete(saved, caller=caller)
 
 
 class ToWorker:

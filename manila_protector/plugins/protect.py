@@ -12,6 +12,7 @@ import logging
 import typing
 
 from manila_protector import exception
+from manila_protector import identity
 from manila_protector.plugins import delivery as delivery_mod
 from manila_protector.plugins import job_tags
 from manila_protector.plugins import statuses
@@ -28,7 +29,7 @@ class Protect(delivery_mod.Operation):
 
     def __call__(self, share_id: str, options: values.ProtectOptions, *,
                  job_tag: str | None = None,
-                 caller: values.Caller | None = None) -> values.SavedInfo:
+                 caller: identity.Caller | None = None) -> values.SavedInfo:
         """Snapshot a share and return what a restore needs.
 
         :param caller: when given, the share must be the caller's (or the caller an admin).
@@ -87,7 +88,7 @@ class Protect(delivery_mod.Operation):
             job_tag=job_tag,
         )
 
-    def _available_share(self, share_id: str, caller: values.Caller | None,
+    def _available_share(self, share_id: str, caller: identity.Caller | None,
                          deadline: waiting.Deadline) -> Resource:
         """The share, once available (it may still be settling).
 

@@ -13,6 +13,7 @@ import typing
 from oslo_config import cfg
 
 from manila_protector import exception
+from manila_protector import identity
 from manila_protector import opts
 from manila_protector.plugins import karbor_errors
 from manila_protector.plugins import resources
@@ -55,13 +56,16 @@ class ShareProtectablePlugin:
         """A copy for one request, as Karbor's registry asks for."""
         return self.__class__(context, conf if conf is not None else self._conf)
 
-    def _catalog(self, context: typing.Any) -> share_catalog.ShareCatalog:
+    def _catalog(self, caller: identity.Caller) -> share_catalog.ShareCatalog:
         if self._runtime is None:
             conf = self._conf if self._conf is not None else cfg.ConfigOpts()
             opts.register_manila_opts(conf)
             self._runtime = plugin_runtime.PluginRuntime.from_conf(conf)
         runtime = self._runtime
-        return runtime.catalog(runtime.client(context or self._context))
+        return runtime.catalog(runtime.client(caller))
+
+    def _caller(self, context: typing.Any) -> identity.Caller:
+        return identity.Caller.from_context(context or self._context)
 
     def get_resource_type(self) -> str:
         return self._SUPPORT_RESOURCE_TYPE
@@ -72,31 +76,25 @@ class ShareProtectablePlugin:
     def list_resources(self, context: typing.Any, parameters: typing.Any = None) -> list:
         """The caller's protectable shares."""
         try:
-            return [_to_resource(s) for s in self._catalog(context).list_shares()]
+            return [_to_resource(s) for s in self._catalog(self._caller(context)).list_shares()]
         except exception.ProtectorError as exc:
             raise karbor_errors.for_protectable(exc, None) from exc
 
     def show_resource(self, context: typing.Any, resource_id: str,
                       parameters: typing.Any = None) -> typing.Any:
         """One share; a share that cannot be protected raises a typed error naming its status."""
-        context = context or self._context
         try:
-            return _to_resource(self._catalog(context).show_share(
-                resource_id,
-                caller_project_id=getattr(context, "project_id", None),
-                caller_is_admin=bool(getattr(context, "is_admin", False)),
-            ))
+            caller = self._caller(context)
+            return _to_resource(self._catalog(caller).show_share(resource_id, caller=caller))
         except exception.ProtectorError as exc:
             raise karbor_errors.for_protectable(exc, resource_id) from exc
 
     def get_dependent_resources(self, context: typing.Any, parent_resource: typing.Any) -> list:
         """The protectable shares of the parent project (filtered by Manila)."""
         try:
-            shares = self._catalog(context).list_project_shares(
-                parent_resource.id,
-                caller_project_id=getattr(context, "project_id", None),
-                caller_is_admin=bool(getattr(context, "is_admin", False)),
-            )
+            caller = self._caller(context)
+            shares = self._catalog(caller).list_project_shares(parent_resource.id,
+                                                               caller=caller)
         except exception.ProtectorError as exc:
             raise karbor_errors.for_protectable(exc, parent_resource.id) from exc
         return [_to_resource(s) for s in shares]

@@ -22,6 +22,7 @@ import typing
 from oslo_config import cfg
 
 from manila_protector import exception
+from manila_protector import identity
 from manila_protector import opts
 from manila_protector.plugins import dispatch as dispatch_mod
 from manila_protector.plugins import karbor_errors
@@ -250,8 +251,11 @@ class ManilaShareProtectionPlugin:
         return self._runtime
 
     def protector(self, context: typing.Any) -> share_protector.ShareProtector:
-        """The core acting for ``context`` in this process (whatever the dispatch mode)."""
-        return self._direct.protector(context)
+        """The core acting for ``context`` in this process (whatever the dispatch mode).
+
+        :raises exception.InvalidRequest: the context is malformed.
+        """
+        return self._direct.protector(identity.Caller.from_context(context))
 
     @classmethod
     def get_supported_resources_types(cls) -> list[str]:

@@ -13,6 +13,7 @@ import logging
 import typing
 
 from manila_protector import exception
+from manila_protector import identity
 from manila_protector.plugins import delivery as delivery_mod
 from manila_protector.plugins import job_tags
 from manila_protector.plugins import statuses
@@ -29,7 +30,7 @@ class Restore(delivery_mod.Operation):
 
     def __call__(self, saved: values.SavedInfo, options: values.RestoreOptions, *,
                  job_tag: str | None = None,
-                 caller: values.Caller | None = None) -> values.RestoreResult:
+                 caller: identity.Caller | None = None) -> values.RestoreResult:
         """Restore from a snapshot: a new share, or a revert of the original in place.
 
         :param caller: when given, the snapshot must be the caller's (or the caller an admin).

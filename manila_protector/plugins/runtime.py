@@ -12,6 +12,7 @@ import dataclasses
 import random
 import typing
 
+from manila_protector import identity
 from manila_protector.plugins import client_factory
 from manila_protector.plugins import manila_client
 from manila_protector.plugins import share_catalog
@@ -80,23 +81,21 @@ class PluginRuntime:
         return cls(PluginSettings.from_conf(conf, group),
                    client_factory.ClientFactory.from_conf(conf, group))
 
-    def client(self, context: typing.Any) -> manila_client.ManilaClient:
-        """A Manila client acting for ``context`` (Karbor's or an oslo.context one)."""
-        return self.factory.for_context(
-            auth_token=getattr(context, "auth_token", None),
-            service_catalog=getattr(context, "service_catalog", None),
-            is_admin=bool(getattr(context, "is_admin", False)),
-        )
+    def client(self, caller: identity.Caller) -> manila_client.ManilaClient:
+        """A Manila client acting for ``caller``, with the caller's token."""
+        return self.factory.for_caller(caller)
 
     def protector(
         self,
         manila: manila_client.ManilaClient,
         guard: typing.Callable[[str], None] | None = None,
+        token_expires_in: float | None = None,
     ) -> share_protector.ShareProtector:
-        """The core acting through ``manila``; ``guard`` runs before each mutating request."""
+        """The core acting through ``manila``; ``guard`` runs before each mutating request;
+        ``token_expires_in`` bounds the job by the caller's token."""
         return share_protector.ShareProtector(
             manila, waiting.Waiter(self.settings.wait_policy, self.clock, self._rng),
-            self.settings.timeouts, guard=guard,
+            self.settings.timeouts, guard=guard, token_expires_in=token_expires_in,
         )
 
     def catalog(self, manila: manila_client.ManilaClient) -> share_catalog.ShareCatalog:

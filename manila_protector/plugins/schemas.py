@@ -19,6 +19,9 @@ import jsonschema
 
 from manila_protector import exception
 
+#: A UUID as Manila writes its ids (either case).
+UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
 OPTIONS_SCHEMA: dict[str, typing.Any] = {
     "title": "Share Protection Options",
     "type": "object",
@@ -100,8 +103,10 @@ SAVED_INFO_SCHEMA: dict[str, typing.Any] = {
     "title": "Share Protection Saved Info",
     "type": "object",
     "properties": {
-        "snapshot_id": {"type": "string", "title": "Snapshot ID", "minLength": 1, "maxLength": 255},
-        "share_id": {"type": "string", "title": "Share ID", "minLength": 1, "maxLength": 255},
+        # Both reach Manila's URLs: UUIDs only (requests would normalise "../x" into
+        # another resource's path).
+        "snapshot_id": {"type": "string", "title": "Snapshot ID", "pattern": UUID_PATTERN},
+        "share_id": {"type": "string", "title": "Share ID", "pattern": UUID_PATTERN},
         "size": {"type": "integer", "title": "Size (GiB)", "minimum": 1},
         "share_proto": {"type": "string", "title": "Share Protocol", "minLength": 1},
         "share_type": {"type": ["string", "null"], "title": "Share Type ID"},

@@ -6,6 +6,7 @@ import dataclasses
 import typing
 
 from manila_protector import exception
+from manila_protector import identity
 from manila_protector.plugins import manila_client
 from manila_protector.plugins import statuses
 
@@ -64,26 +65,21 @@ class ShareCatalog:
         """The caller's own protectable shares (never other projects' public ones)."""
         return self._protectable({})
 
-    def show_share(
-        self,
-        share_id: str,
-        *,
-        caller_project_id: str | None = None,
-        caller_is_admin: bool = False,
-    ) -> ShareSummary:
+    def show_share(self, share_id: str, *, caller: identity.Caller | None = None
+                   ) -> ShareSummary:
         """One share.
 
-        :param caller_project_id: when given (and the caller is no admin), another
-            project's share -- a public one Manila lets the caller see -- is not found.
+        :param caller: when given (and no admin), another project's share -- a
+            public one Manila lets the caller see -- is not found.
         :raises exception.NotFound: no such share (or not visible to the caller).
         :raises exception.InvalidStatus: the share's status forbids protecting it.
         """
         share = ShareSummary.from_api(self._manila.get_share(share_id))
-        if (caller_project_id is not None and not caller_is_admin
-                and share.project_id not in (None, caller_project_id)):
+        if (caller is not None and not caller.is_admin
+                and share.project_id not in (None, caller.project_id)):
             # Manila shows other projects' public shares; they are not the caller's to protect.
             raise exception.NotFound(
-                f"share {share_id} is not a share of project {caller_project_id}",
+                f"share {share_id} is not a share of project {caller.project_id}",
                 details={"share_id": share_id},
             )
         if not share.protectable:
@@ -93,9 +89,8 @@ class ShareCatalog:
             )
         return share
 
-    def list_project_shares(
-        self, project_id: str, *, caller_project_id: str | None, caller_is_admin: bool
-    ) -> list[ShareSummary]:
+    def list_project_shares(self, project_id: str, *, caller: identity.Caller
+                            ) -> list[ShareSummary]:
         """The protectable shares of ``project_id``, filtered by Manila, paginated.
 
         An admin asks Manila for that project across tenants; anyone else may
@@ -103,11 +98,11 @@ class ShareCatalog:
 
         :raises exception.NotAuthorized: a non-admin asked for another project.
         """
-        if caller_is_admin:
+        if caller.is_admin:
             return self._protectable({"all_tenants": 1, "project_id": project_id})
-        if project_id != caller_project_id:
+        if project_id != caller.project_id:
             raise exception.NotAuthorized(
-                f"project {caller_project_id} may not list the shares of project {project_id}",
+                f"project {caller.project_id} may not list the shares of project {project_id}",
                 details={"project_id": project_id},
             )
         return self._protectable({})

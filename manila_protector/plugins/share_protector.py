@@ -29,6 +29,8 @@ class ShareProtector:
     :param guard: called with a description before every mutating request; it
         raises (e.g. :class:`exception.LockUnavailable`) to stop the request,
         which then fails as :class:`exception.GuardRefused`.
+    :param token_expires_in: seconds the caller's token has left, where that bounds
+        the job (see :class:`delivery_mod.Delivery`).
     """
 
     def __init__(
@@ -37,9 +39,11 @@ class ShareProtector:
         waiter: waiting.Waiter,
         timeouts: values.Timeouts | None = None,
         guard: delivery_mod.Guard | None = None,
+        token_expires_in: float | None = None,
     ) -> None:
         timeouts = timeouts or values.Timeouts()
-        delivery = delivery_mod.Delivery(manila, waiter, timeouts.cleanup, guard)
+        delivery = delivery_mod.Delivery(manila, waiter, timeouts.cleanup, guard,
+                                         token_expires_in)
         #: protect(share_id, options, *, job_tag=None, caller=None) -> SavedInfo
         self.protect = protect_mod.Protect(delivery, timeouts.protect)
         #: restore(saved, options, *, job_tag=None, caller=None) -> RestoreResult

@@ -11,36 +11,12 @@ from __future__ import annotations
 import dataclasses
 import typing
 
-from manila_protector import exception
 from manila_protector.plugins import schemas
 
 #: ``RestoreResult.mode`` of a restore into a new share.
 MODE_NEW_SHARE = "new_share"
 #: ``RestoreResult.mode`` of a revert of the original share in place.
 MODE_REVERT = "revert"
-
-
-@dataclasses.dataclass(frozen=True)
-class Caller:
-    """Who asks: a share or snapshot of another project is refused unless ``is_admin``.
-
-    Manila enforces this itself for a member's token; the check matters where the
-    worker acts with service credentials or Manila runs without keystone.
-    """
-
-    project_id: str | None
-    is_admin: bool = False
-
-    def check(self, owner_project_id: str | None, what: str) -> None:
-        """:raises exception.NotAuthorized: ``what`` belongs to another project."""
-        if self.is_admin or owner_project_id is None:
-            return
-        if owner_project_id != self.project_id:
-            raise exception.NotAuthorized(
-                f"{what} is not in project {self.project_id}; only an administrator may act "
-                "on another project's shares",
-                details={"project_id": self.project_id},
-            )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from manila_protector import exception
+from manila_protector import identity
 from manila_protector.plugins import delivery as delivery_mod
 from manila_protector.plugins import statuses
 from manila_protector.plugins import values
@@ -12,7 +13,7 @@ class Verify(delivery_mod.Operation):
     """The verify operation."""
 
     def __call__(self, saved: values.SavedInfo, *,
-                 caller: values.Caller | None = None) -> values.VerifyResult:
+                 caller: identity.Caller | None = None) -> values.VerifyResult:
         """Check that the snapshot exists, belongs to the share and is ``available``.
 
         :param caller: when given, the snapshot must be the caller's (or the caller an admin).

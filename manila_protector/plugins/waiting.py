@@ -94,19 +94,46 @@ class WaitPolicy:
 
 
 class Deadline:
-    """A point in time an operation must finish by."""
+    """A point in time an operation must finish by.
 
-    def __init__(self, clock: Clock, seconds: float) -> None:
+    :param clock: the clock it is measured on.
+    :param seconds: the operation's own time.
+    :param cutoff: an earlier limit from outside the operation (a clock time:
+        e.g. the caller's token expiring), or None.
+    :param cutoff_error: builds the error a wait ends with when the cutoff, not
+        the operation's own time, ran out.
+    """
+
+    def __init__(self, clock: Clock, seconds: float, *, cutoff: float | None = None,
+                 cutoff_error: typing.Callable[[str], exception.ProtectorError] | None = None
+                 ) -> None:
         self.clock = clock
         self.seconds = seconds
         self.started_at = clock.now()
         self.expires_at = self.started_at + seconds
+        self._cutoff = cutoff if cutoff is not None and cutoff < self.expires_at else None
+        self._cutoff_error = cutoff_error
 
     def remaining(self) -> float:
-        return self.expires_at - self.clock.now()
+        end = self.expires_at if self._cutoff is None else self._cutoff
+        return end - self.clock.now()
 
     def elapsed(self) -> float:
         return self.clock.now() - self.started_at
+
+    def cut_off(self) -> bool:
+        """Whether the cutoff (not the operation's own time) is what ran out."""
+        return self._cutoff is not None and self.clock.now() >= self._cutoff
+
+    def expired(self, message: str, details: dict[str, typing.Any]) -> exception.ProtectorError:
+        """The error of a wait that ran out of time: the cutoff's, or ``DeadlineExceeded``."""
+        if self.cut_off() and self._cutoff_error is not None:
+            error = self._cutoff_error(message)
+            error.details.update(details)
+            return error
+        return exception.DeadlineExceeded(
+            f"{message} after {self.elapsed():.1f}s (deadline {self.seconds:g}s)",
+            details=details)
 
 
 class Waiter:
@@ -169,11 +196,7 @@ class Waiter:
                 seen = pending()
                 state = (f"still {seen!r}" if last_error is None
                          else f"unreachable ({last_error})")
-                raise exception.DeadlineExceeded(
-                    f"{what} {state} after {deadline.elapsed():.1f}s "
-                    f"(deadline {deadline.seconds:g}s)",
-                    details={"status": seen, "polls": polls},
-                )
+                raise deadline.expired(f"{what} {state}", {"status": seen, "polls": polls})
             interval = self.policy.next_interval(self.clock.now() - started, self._rng)
             self.clock.sleep(min(interval, remaining))
 
@@ -240,6 +263,8 @@ class Waiter:
                 return call()
             except exception.ProtectorError as exc:
                 remaining = deadline.remaining()
+                if exc.retryable and remaining <= 0 and deadline.cut_off():
+                    raise deadline.expired(f"{what} failed ({exc.code})", {}) from exc
                 if (not exc.retryable or remaining <= 0
                         or (attempts is not None and tries >= attempts)
                         or (retry_if is not None and not retry_if(exc))):

@@ -33,6 +33,14 @@ class RequestContext(oslo_context.RequestContext):
     @classmethod
     def from_dict(cls, values: dict[str, typing.Any],
                   **kwargs: typing.Any) -> RequestContext:
+        # oslo.context reads the ids from 'user' and 'tenant'/'project' alone; a sender
+        # may name them user_id and project_id (newer oslo.context, Karbor): take
+        # whichever is there, as sent, so that their shape is checked later.
+        for key, legacy in (("user_id", "user"), ("project_id", "tenant")):
+            if key in values:
+                kwargs.setdefault(key, values[key])
+            elif legacy in values:
+                kwargs.setdefault(key, values[legacy])
         kwargs.setdefault("service_catalog", values.get("service_catalog"))
         return super().from_dict(values, **kwargs)
 
@@ -70,9 +78,16 @@ class RequestContextSerializer(oslo_messaging.Serializer):
         if isinstance(ctxt, oslo_context.RequestContext):
             return ctxt
         if not isinstance(ctxt, dict):
-            # A malformed context is an anonymous one: it is refused later, typed.
-            return RequestContext()
+            return _malformed(f"a {type(ctxt).__name__}, not an object")
         try:
             return RequestContext.from_dict(ctxt)
-        except (TypeError, ValueError, AttributeError):
-            return RequestContext()
+        except (TypeError, ValueError, AttributeError) as exc:
+            return _malformed(type(exc).__name__)
+
+
+def _malformed(reason: str) -> RequestContext:
+    """A context that could not be read: anonymous, and marked, so that it is refused
+    typed (``invalid_request``) where the request enters."""
+    context = RequestContext()
+    context.malformed = reason
+    return context

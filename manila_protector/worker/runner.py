@@ -9,12 +9,14 @@ tracebacks.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import queue
 import threading
 import typing
 
 from manila_protector import exception
+from manila_protector import identity
 from manila_protector import jobs
 from manila_protector.plugins import resources
 from manila_protector.plugins import runtime as plugin_runtime
@@ -140,6 +142,9 @@ class JobRunner:
     :param host: this worker's name (in job records).
     :param max_concurrent_jobs: jobs running at once (on different shares).
     :param max_request_bytes: the largest accepted request.
+    :param identify: the caller of a request context (:class:`identity.Caller`):
+        validated with Keystone where configured, else read strictly from the
+        context; the only place identity is decided.
     """
 
     def __init__(
@@ -152,6 +157,7 @@ class JobRunner:
         host: str,
         max_concurrent_jobs: int,
         max_request_bytes: int,
+        identify: typing.Callable[[typing.Any], identity.Caller],
     ) -> None:
         self._journal = journal
         self._locks = locks
@@ -159,6 +165,7 @@ class JobRunner:
         self._runtime = runtime
         self.host = host
         self._max_request_bytes = max_request_bytes
+        self._identify = identify
         self._pool = _Pool(max_concurrent_jobs, self._run)
         self._done: dict[str, _Done] = {}
         # Contents parsed when a job was accepted, for its run (a resumed job parses again).
@@ -227,46 +234,36 @@ class JobRunner:
 
         :raises exception.ProtectorError: the request was refused.
         """
+        caller: identity.Caller | None = None
         try:
-            if unexpected:
-                names = ", ".join(sorted(str(k)[:32] for k in unexpected)[:5])
-                raise exception.InvalidRequest(
-                    f"unexpected argument(s): {names}",
-                    details={"field": names, "rule": "additionalProperties"})
+            jobs.refuse_unexpected(unexpected or {})
             request = jobs.JobRequest.build(
                 job_id=job_id, operation=operation, share_id=share_id, parameters=parameters,
                 saved_info=saved_info, max_bytes=self._max_request_bytes)
             contents = _parse_contents(request)
-            token = getattr(ctxt, "auth_token", None)
-            admin = jobs.caller_is_admin(ctxt)
-            if not token and not (admin and self._runtime.factory.has_service_credentials):
-                raise exception.NotAuthorized(
-                    "the request context carries no token (and service credentials are "
-                    "only used for administrators where configured)")
-            context = jobs.context_without_secrets(ctxt)
-            context["service_catalog"] = getattr(ctxt, "service_catalog", None)
+            caller = self._caller(ctxt)
             try:
                 record, created = self._journal.accept(
-                    request, project_id=ctxt.project_id, context=context, auth_token=token,
-                    host=self.host, request_id=getattr(ctxt, "request_id", None))
+                    request, project_id=caller.project_id, context=caller.to_dict(),
+                    auth_token=caller.auth_token, host=self.host,
+                    request_id=caller.request_id)
             except exception.JobConflict:
                 # The conflict names the existing job's operation and share: tell them
                 # only to its own project (or an admin), as get_job does.
-                if (self._journal.get(request.job_id).project_id != ctxt.project_id
-                        and not admin):
+                if not caller.sees(self._journal.get(request.job_id).project_id):
                     raise exception.NotFound(f"job {request.job_id} not found",
                                              details={"job_id": request.job_id}) from None
                 raise
         except exception.ProtectorError as exc:
-            LOG.info("refused %s request for job %s: %s", str(operation)[:32],
-                     str(job_id)[:64], exc)
+            LOG.info("refused %s request for job %s: %s", jobs.shown(operation, 32),
+                     jobs.shown(job_id), exc)
             self._notifier.finished(jobs.JobRecord.rejected(
                 job_id=job_id, operation=operation, share_id=share_id,
-                project_id=getattr(ctxt, "project_id", None), error=exc, host=self.host,
-                request_id=getattr(ctxt, "request_id", None)))
+                project_id=caller.project_id if caller else None, error=exc, host=self.host,
+                request_id=caller.request_id if caller else None))
             raise
         if not created:
-            if record.project_id != ctxt.project_id and not jobs.caller_is_admin(ctxt):
+            if not caller.sees(record.project_id):
                 raise exception.NotFound(f"job {record.job_id} not found")
             LOG.info("job %s (share %s): repeated request, job is %s", record.job_id,
                      record.share_id, record.status)
@@ -278,6 +275,17 @@ class JobRunner:
         self._notifier.start(record)
         self._schedule(record.job_id, contents)
         return record
+
+    def _caller(self, ctxt: typing.Any) -> identity.Caller:
+        """The caller of a request; every request must carry a token.
+
+        :raises exception.InvalidRequest: the context is malformed.
+        :raises exception.NotAuthorized: no token (or, with Keystone, a bad one).
+        """
+        caller = self._identify(ctxt)
+        if not caller.auth_token:
+            raise exception.NotAuthorized("the request carries no token")
+        return caller
 
     def wait(self, job_id: str, timeout: float | None = None) -> jobs.JobRecord:
         """Block until the job finishes (or ``timeout`` passes, or the worker stops).
@@ -296,9 +304,9 @@ class JobRunner:
 
         :raises exception.NotFound: unknown job, or another project's.
         """
+        caller = self._caller(ctxt)
         record = self._journal.get(jobs.parse_job_id(job_id))
-        if record.project_id != getattr(ctxt, "project_id", None) and not jobs.caller_is_admin(
-                ctxt):
+        if not caller.sees(record.project_id):
             raise exception.NotFound(f"job {record.job_id} not found")
         return record
 
@@ -357,15 +365,22 @@ class JobRunner:
     def _execute(self, stored: journal_mod.StoredJob,
                  contents: _Contents) -> dict[str, typing.Any]:
         request = stored.request
-        context = stored.context
-        admin = bool(context.get("is_admin")) or "admin" in (context.get("roles") or [])
-        manila = self._runtime.factory.for_context(
-            auth_token=stored.auth_token, service_catalog=context.get("service_catalog"),
-            is_admin=admin)
-        caller = values.Caller(project_id=context.get("project_id"), is_admin=admin)
+        caller = identity.Caller.from_dict(stored.context, stored.auth_token)
+        factory = self._runtime.factory
+        token_left = None
+        if caller.expires_at is not None and not factory.sends_service_tokens:
+            token_left = (caller.expires_at
+                          - datetime.datetime.now(datetime.UTC)).total_seconds()
+            if token_left <= 0:
+                raise exception.TokenExpired(
+                    f"the caller's token expired at {caller.expires_at.isoformat()} before "
+                    "the job could run (send it again with a fresh token, or configure "
+                    "[service_user])", details={"expired_at": caller.expires_at.isoformat()})
+        manila = factory.for_caller(caller)
         with self._locks.hold(request.share_id) as held:
             # Every mutating request first proves that the share's lock is still ours.
-            protector = self._runtime.protector(manila, guard=held.ensure)
+            protector = self._runtime.protector(manila, guard=held.ensure,
+                                                token_expires_in=token_left)
             if request.operation == jobs.PROTECT:
                 return protector.protect(
                     request.share_id, typing.cast(values.ProtectOptions,
@@ -383,19 +398,19 @@ class JobRunner:
 
     # -- the protectable plugin, synchronously -----------------------------------------------
 
-    def _catalog_for(self, ctxt: typing.Any) -> typing.Any:
-        return self._runtime.catalog(self._runtime.client(ctxt))
+    def _catalog_for(self, caller: identity.Caller) -> typing.Any:
+        return self._runtime.catalog(self._runtime.client(caller))
 
     def list_resources(self, ctxt: typing.Any) -> list[dict[str, typing.Any]]:
         """The caller's protectable shares."""
-        return [s.to_dict() for s in self._catalog_for(ctxt).list_shares()]
+        caller = self._caller(ctxt)
+        return [s.to_dict() for s in self._catalog_for(caller).list_shares()]
 
     def show_resource(self, ctxt: typing.Any, share_id: typing.Any) -> dict[str, typing.Any]:
         """One protectable share."""
-        return self._catalog_for(ctxt).show_share(
-            jobs.parse_share_id(share_id),
-            caller_project_id=getattr(ctxt, "project_id", None),
-            caller_is_admin=jobs.caller_is_admin(ctxt)).to_dict()
+        share_id = jobs.parse_share_id(share_id)
+        caller = self._caller(ctxt)
+        return self._catalog_for(caller).show_share(share_id, caller=caller).to_dict()
 
     def list_dependent_resources(self, ctxt: typing.Any, parent_type: typing.Any,
                                  parent_id: typing.Any) -> list[dict[str, typing.Any]]:
@@ -404,10 +419,7 @@ class JobRunner:
             raise exception.InvalidRequest(
                 f"parent_type must be {resources.PROJECT_RESOURCE_TYPE!r}",
                 details={"field": "parent_type", "rule": "enum"})
-        if not isinstance(parent_id, str) or not parent_id or len(parent_id) > 255:
-            raise exception.InvalidRequest("parent_id must be a project id",
-                                           details={"field": "parent_id", "rule": "type"})
-        shares = self._catalog_for(ctxt).list_project_shares(
-            parent_id, caller_project_id=getattr(ctxt, "project_id", None),
-            caller_is_admin=jobs.caller_is_admin(ctxt))
+        parent_id = jobs.parse_project_id(parent_id)
+        caller = self._caller(ctxt)
+        shares = self._catalog_for(caller).list_project_shares(parent_id, caller=caller)
         return [s.to_dict() for s in shares]

@@ -19,6 +19,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 import oslo_messaging
 
+from manila_protector import identity
 from manila_protector import opts
 from manila_protector.plugins import runtime as plugin_runtime
 from manila_protector.rpc import api as rpc_api
@@ -26,6 +27,7 @@ from manila_protector.rpc import context as rpc_context
 from manila_protector.rpc import endpoint as rpc_endpoint
 from manila_protector.rpc import notifier as rpc_notifier
 from manila_protector.worker import journal as journal_mod
+from manila_protector.worker import keystone
 from manila_protector.worker import locks as locks_mod
 from manila_protector.worker import runner as runner_mod
 
@@ -99,7 +101,7 @@ class WorkerService:
         self.runner = runner_mod.JobRunner(
             journal=self.journal, locks=self.locks, notifier=notifier, runtime=self.runtime,
             host=self.host, max_concurrent_jobs=conf.worker.max_concurrent_jobs,
-            max_request_bytes=conf.worker.max_request_bytes)
+            max_request_bytes=conf.worker.max_request_bytes, identify=self._identify())
         self._purge()
         resumed = self.runner.start()
         target = oslo_messaging.Target(topic=conf.worker.topic, server=self.host)
@@ -117,6 +119,18 @@ class WorkerService:
                         "a job without one is refused (unsupported)")
         LOG.info("worker %s serving topic %s (%d job(s) resumed, journal %s)", self.host,
                  conf.worker.topic, resumed, self.journal.counts())
+
+    def _identify(self) -> typing.Callable[[typing.Any], identity.Caller]:
+        """Who a request's caller is: Keystone's answer with ``[keystone_authtoken]``, else
+        the context read strictly (the bus is trusted then; said at start)."""
+        max_bytes = self.conf.worker.max_context_bytes
+        validator = keystone.TokenValidator.from_conf(self.conf)
+        if validator is not None:
+            LOG.info("validating every request's token with Keystone ([keystone_authtoken])")
+            return lambda ctxt: validator.identify(ctxt, max_bytes=max_bytes)
+        LOG.warning("[keystone_authtoken] is not configured: a request's identity is taken "
+                    "from its context as sent, so whoever can write to the bus is trusted")
+        return lambda ctxt: identity.Caller.from_context(ctxt, max_bytes=max_bytes)
 
     def _claim_state_path(self) -> None:
         """Make sure no other worker uses this state directory (its journal is ours alone).

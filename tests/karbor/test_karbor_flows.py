@@ -179,22 +179,27 @@ def test_protect_of_a_missing_share_ends_the_checkpoint_in_error_with_the_reason
 
     assert protected["checkpoint"]["status"] == "error"
     assert protected["checkpoint"]["resources"][missing["id"]]["status"] == "error"
-    assert protected["flow_error"]["type"] == "manila_protector.exception.NotFound"
+    # Karbor's own error for a resource that could not be protected, carrying ours.
+    assert protected["flow_error"]["type"] == "karbor.exception.CreateResourceFailed"
+    assert "not_found: " in protected["flow_error"]["message"]
     assert missing["id"] in protected["flow_error"]["message"]
 
 
-def test_plan_without_share_parameters_fails_its_checkpoints_naming_the_option(
+def test_plan_without_share_parameters_protects_with_karbors_own_defaults(
         karbor, manila, caller):
-    # Karbor's plans API accepts a plan without parameters; our options schema
-    # requires snapshot_name, description and force (a finding of this tier).
+    # Karbor's plans API accepts a plan without parameters (a finding of this tier: our
+    # options schema requires all three); the hook fills in what Karbor's own share
+    # plugin would: the snapshot named after the checkpoint, no force.
     share = manila.create_share(caller.project_id)
+    checkpoint_id = str(uuid.uuid4())
 
-    protected = karbor.protect(caller, [share_resource(share)], parameters={})
+    protected = karbor.protect(caller, [share_resource(share)], parameters={},
+                               checkpoint_id=checkpoint_id)
 
     assert protected["api_error"] is None
-    assert protected["checkpoint"]["status"] == "error"
-    assert "snapshot_name" in protected["flow_error"]["message"]
-    assert manila.snapshots(share_id=share["id"]) == []
+    assert protected["checkpoint"]["status"] == "available", protected["flow_error"]
+    [snapshot] = manila.snapshots(share_id=share["id"])
+    assert snapshot["name"] == f"{checkpoint_id}@{share['id']}"
 
 
 def _catalog_deployment(tmp_path, karbor_python):

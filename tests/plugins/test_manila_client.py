@@ -12,6 +12,7 @@ from keystoneauth1 import token_endpoint
 from oslo_config import cfg
 
 from manila_protector import exception
+from manila_protector import identity
 from manila_protector import opts
 from manila_protector.plugins import client_factory
 from manila_protector.plugins import manila_client
@@ -50,6 +51,12 @@ def closed_port_endpoint():
 def assert_token_absent(exc, token=SECRET_TOKEN):
     assert token not in str(exc)
     assert token not in repr(exc.to_dict())
+
+
+def caller(token, service_catalog=None, is_admin=False):
+    """The caller of a request (identity.Caller), as the runner builds it."""
+    return identity.Caller(user_id="user", project_id=token.split(":")[-1] if token else None,
+                           is_admin=is_admin, auth_token=token, service_catalog=service_catalog)
 
 
 def catalog(url, interface="public", region="RegionOne", service_type="sharev2"):
@@ -254,48 +261,44 @@ def test_context_with_a_token_uses_it_against_the_endpoint_override(standin, pro
     standin.create_share(other_project)
     factory = client_factory.ClientFactory(plain_session,
                                           endpoint_override=standin.endpoint)
-    manila = factory.for_context(auth_token=f"user:{project}", service_catalog=None,
-                                 is_admin=False)
+    manila = factory.for_caller(caller(f"user:{project}", None, False))
     assert [s["id"] for s in manila.list_shares({}, 10)] == [mine["id"]]
     assert {r.project_id for r in list_requests(standin)} == {project}
 
 
 def test_context_with_a_token_finds_manila_in_its_service_catalog(standin, factory, project):
     mine = standin.create_share(project)
-    manila = factory.for_context(auth_token=f"user:{project}",
-                                 service_catalog=catalog(standin.endpoint), is_admin=False)
+    manila = factory.for_caller(caller(f"user:{project}", catalog(standin.endpoint), False))
     assert manila.get_share(mine["id"])["project_id"] == project
 
 
-def test_context_without_a_token_and_not_admin_is_not_authorized(standin):
+@pytest.mark.parametrize("is_admin", [False, True])
+def test_a_caller_without_a_token_is_refused_even_with_service_credentials(standin, is_admin):
+    # Service credentials never stand in for a caller, whatever the context claims.
     service = token_endpoint.Token(standin.endpoint, "svc:service-project")
     factory = client_factory.ClientFactory(plain_session,
                                           endpoint_override=standin.endpoint,
                                           service_auth=service)
     with pytest.raises(exception.NotAuthorized):
-        factory.for_context(auth_token=None, service_catalog=None, is_admin=False)
+        factory.for_caller(caller(None, None, is_admin))
     assert standin.count_requests() == 0
 
 
-def test_admin_context_without_a_token_needs_service_credentials(standin, factory):
-    assert not factory.has_service_credentials
-    with pytest.raises(exception.NotAuthorized):
-        factory.for_context(auth_token=None, service_catalog=catalog(standin.endpoint),
-                            is_admin=True)
-    with pytest.raises(exception.NotAuthorized):
-        factory.for_service()
-    assert standin.count_requests() == 0
-
-
-def test_admin_context_without_a_token_uses_the_service_credentials(standin, project):
+def test_the_service_credentials_serve_only_the_services_own_work(standin, project):
     theirs = standin.create_share(project)
     service = token_endpoint.Token(standin.endpoint, "svc:service-project")
     factory = client_factory.ClientFactory(plain_session,
                                           endpoint_override=standin.endpoint,
                                           service_auth=service)
-    manila = factory.for_context(auth_token=None, service_catalog=None, is_admin=True)
+    manila = factory.for_service()
     assert manila.get_share(theirs["id"])["id"] == theirs["id"]
     assert last_request(standin, "GET", "/shares/").project_id == "service-project"
+
+
+def test_without_service_credentials_the_services_own_work_is_refused(standin, factory):
+    with pytest.raises(exception.NotAuthorized):
+        factory.for_service()
+    assert standin.count_requests() == 0
 
 
 def test_endpoint_is_found_in_a_karbor_style_catalog(factory):
@@ -331,8 +334,7 @@ def v2_catalog(public, internal="http://internal/v2", admin="http://admin/v2",
 
 def test_context_with_a_keystonemiddleware_catalog_finds_manila(standin, factory, project):
     mine = standin.create_share(project)
-    manila = factory.for_context(auth_token=f"user:{project}",
-                                 service_catalog=v2_catalog(standin.endpoint), is_admin=False)
+    manila = factory.for_caller(caller(f"user:{project}", v2_catalog(standin.endpoint), False))
     assert manila.get_share(mine["id"])["project_id"] == project
 
 
@@ -404,8 +406,7 @@ def test_catalog_without_a_sharev2_endpoint_is_unsupported(factory, entries):
 def test_context_whose_catalog_lacks_manila_is_unsupported_without_a_request(standin,
                                                                             factory):
     with pytest.raises(exception.Unsupported):
-        factory.for_context(auth_token="user:p", service_catalog=catalog("x", "admin"),
-                            is_admin=False)
+        factory.for_caller(caller("user:p", catalog("x", "admin"), False))
     assert standin.count_requests() == 0
 
 
@@ -417,10 +418,9 @@ def test_factory_from_conf_reaches_the_configured_endpoint(standin, project):
     conf.set_override("max_api_version", "2.60", "manila")
 
     factory = client_factory.ClientFactory.from_conf(conf)
-    manila = factory.for_context(auth_token=f"user:{project}", service_catalog=None,
-                                 is_admin=False)
+    manila = factory.for_caller(caller(f"user:{project}", None, False))
 
-    assert not factory.has_service_credentials
+    assert not factory.sends_service_tokens
     assert manila.version.get_string() == "2.60"
     assert manila.get_share(mine["id"])["id"] == mine["id"]
     assert last_request(standin, "GET", "/shares/").microversion == "2.60"

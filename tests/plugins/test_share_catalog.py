@@ -7,11 +7,17 @@ import math
 import pytest
 
 from manila_protector import exception
+from manila_protector import identity
 from manila_protector.plugins import share_catalog
 from manila_protector.plugins import statuses
 
 #: Statuses in which a share is not offered for protection.
 UNPROTECTABLE = sorted(statuses.SHARE_UNPROTECTABLE)
+
+
+def who(project_id, is_admin=False):
+    """The caller a request context names (admin-ness as the one rule decides it)."""
+    return identity.Caller(user_id="u", project_id=project_id, is_admin=is_admin)
 
 
 def list_requests(standin):
@@ -163,14 +169,14 @@ def test_show_share_of_another_projects_public_share_is_not_found_for_its_caller
     public = standin.create_share(other_project, name="theirs", is_public=True)
     catalog = runtime.catalog(member_client(standin, factory, project))
     with pytest.raises(exception.NotFound) as info:
-        catalog.show_share(public["id"], caller_project_id=project)
+        catalog.show_share(public["id"], caller=who(project))
     assert project in str(info.value)
 
 
 def test_show_share_of_another_projects_share_works_for_an_admin(standin, catalog, project,
                                                                  other_project):
     theirs = standin.create_share(other_project, name="theirs")
-    shown = catalog.show_share(theirs["id"], caller_project_id=project, caller_is_admin=True)
+    shown = catalog.show_share(theirs["id"], caller=who(project, True))
     assert shown.project_id == other_project
 
 
@@ -186,8 +192,7 @@ def test_admin_lists_exactly_that_projects_shares_filtered_by_manila(
     standin.create_share(uuid_like("third"), is_public=True)
     standin.reset_requests()
 
-    listed = catalog.list_project_shares(other_project, caller_project_id=project,
-                                         caller_is_admin=True)
+    listed = catalog.list_project_shares(other_project, caller=who(project, True))
 
     assert sorted(ids(listed)) == sorted(theirs)
     assert {s.project_id for s in listed} == {other_project}
@@ -205,8 +210,7 @@ def test_member_lists_the_shares_of_its_own_project(standin, factory, runtime, p
     standin.create_shares(other_project, 2)
     catalog = runtime.catalog(member_client(standin, factory, project))
 
-    listed = catalog.list_project_shares(project, caller_project_id=project,
-                                         caller_is_admin=False)
+    listed = catalog.list_project_shares(project, caller=who(project, False))
 
     assert sorted(ids(listed)) == sorted(mine)
 
@@ -218,8 +222,7 @@ def test_member_asking_for_another_project_is_refused_without_a_request(
     standin.reset_requests()
 
     with pytest.raises(exception.NotAuthorized) as info:
-        catalog.list_project_shares(other_project, caller_project_id=project,
-                                    caller_is_admin=False)
+        catalog.list_project_shares(other_project, caller=who(project, False))
 
     assert other_project in str(info.value)
     assert standin.count_requests() == 0
@@ -233,8 +236,7 @@ def test_project_listing_costs_requests_in_proportion_to_the_project_not_to_mani
     assert len(standin.state.shares_by_id) == 20_000
     standin.reset_requests()
 
-    listed = catalog.list_project_shares(project, caller_project_id="admin-project",
-                                         caller_is_admin=True)
+    listed = catalog.list_project_shares(project, caller=who("admin-project", True))
 
     assert len(listed) == 2000
     assert len(set(ids(listed))) == 2000
@@ -257,14 +259,13 @@ def test_two_projects_never_see_each_others_shares(standin, factory, runtime, pr
     assert sorted(ids(catalog_a.list_shares())) == sorted(a_ids)
     assert sorted(ids(catalog_b.list_shares())) == sorted(b_ids)
     assert sorted(ids(catalog_a.list_project_shares(
-        project, caller_project_id=project, caller_is_admin=False))) == sorted(a_ids)
+        project, caller=who(project, False)))) == sorted(a_ids)
     assert sorted(ids(catalog_b.list_project_shares(
-        other_project, caller_project_id=other_project, caller_is_admin=False))) == sorted(b_ids)
+        other_project, caller=who(other_project, False)))) == sorted(b_ids)
     with pytest.raises(exception.NotAuthorized):
-        catalog_a.list_project_shares(other_project, caller_project_id=project,
-                                      caller_is_admin=False)
+        catalog_a.list_project_shares(other_project, caller=who(project, False))
     with pytest.raises(exception.NotFound):
-        catalog_a.show_share(b_ids[0], caller_project_id=project)
+        catalog_a.show_share(b_ids[0], caller=who(project))
     with pytest.raises(exception.NotFound):
         catalog_b.show_share(a_ids[0])
     assert catalog_a.show_share(a_ids[0]).project_id == project

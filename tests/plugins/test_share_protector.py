@@ -8,6 +8,7 @@ import random
 import pytest
 
 from manila_protector import exception
+from manila_protector import identity
 from manila_protector.plugins import job_tags
 from manila_protector.plugins import share_protector
 from manila_protector.plugins import values
@@ -150,7 +151,7 @@ def test_protect_of_another_projects_share_is_refused(standin, protector, other_
     before = mutations(standin)
     with pytest.raises(exception.NotAuthorized):
         protector.protect(theirs["id"], OPTIONS,
-                          caller=values.Caller(project_id="someone-else"))
+                          caller=identity.Caller(user_id="u", project_id="someone-else"))
     assert mutations(standin) == before
 
 

@@ -85,11 +85,16 @@ def test_restore_defaults_of_none_mean_not_given():
     assert options == values.RestoreOptions(None, None, None, False)
 
 
-SAVED = {"snapshot_id": "s1", "share_id": "sh1", "size": 1, "share_proto": "NFS"}
+SAVED = {"snapshot_id": "0c6b4b8e-5f4a-4d9e-8a55-2f1c3b7d9e01",
+         "share_id": "7e2a9c1d-3b4f-4e6a-9d8c-5a1b2c3d4e5f", "size": 1, "share_proto": "NFS"}
 
 
 @pytest.mark.parametrize("mutation,field", [
     ({"snapshot_id": None}, "saved_info.snapshot_id"),
+    # Ids reach Manila's URLs: "../shares/<id>" would be normalised into another path.
+    ({"snapshot_id": "../shares/7e2a9c1d-3b4f-4e6a-9d8c-5a1b2c3d4e5f"},
+     "saved_info.snapshot_id"),
+    ({"share_id": "sh1"}, "saved_info.share_id"),
     ({"size": "big"}, "saved_info.size"),
     ({"size": 0}, "saved_info.size"),
     ({"share_proto": ""}, "saved_info.share_proto"),

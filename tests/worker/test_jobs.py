@@ -7,11 +7,12 @@ import pytest
 from manila_protector import exception
 from manila_protector import jobs
 
-SAVED = {"snapshot_id": "s", "share_id": "share-1", "size": 1, "share_proto": "NFS"}
+SHARE = "3f1c2a9e-5b7d-4c1e-9a0b-1234567890ab"
+SAVED = {"snapshot_id": "s", "share_id": SHARE, "size": 1, "share_proto": "NFS"}
 
 
 def build(**overrides):
-    args = dict(job_id=str(uuid.uuid4()), operation="protect", share_id="share-1",
+    args = dict(job_id=str(uuid.uuid4()), operation="protect", share_id=SHARE,
                 parameters={}, saved_info=None, max_bytes=1000)
     args.update(overrides)
     return jobs.JobRequest.build(**args)
@@ -29,10 +30,12 @@ def test_job_id_is_canonicalised():
     ({"job_id": "x" * 10_000}, "job_id", "uuid"),
     ({"operation": "explode"}, "operation", "enum"),
     ({"operation": None}, "operation", "enum"),
-    ({"share_id": ""}, "share_id", "pattern"),
-    ({"share_id": "../../etc/passwd"}, "share_id", "pattern"),
-    ({"share_id": 5}, "share_id", "pattern"),
-    ({"share_id": "a" * 300}, "share_id", "pattern"),
+    ({"share_id": ""}, "share_id", "uuid"),
+    ({"share_id": "../../etc/passwd"}, "share_id", "uuid"),
+    ({"share_id": f"../shares/{SHARE}"}, "share_id", "uuid"),
+    ({"share_id": "share-1"}, "share_id", "uuid"),
+    ({"share_id": 5}, "share_id", "uuid"),
+    ({"share_id": "a" * 300}, "share_id", "uuid"),
     ({"parameters": ["x"]}, "parameters", "type"),
     ({"parameters": {"x": "y" * 2000}}, "parameters", "max_bytes"),
     ({"operation": "restore"}, "saved_info", "type"),
@@ -44,6 +47,16 @@ def test_bad_envelopes_are_typed_errors(overrides, field, rule):
         build(**overrides)
     assert info.value.details == {"field": field, "rule": rule}
     assert len(str(info.value)) < 300
+
+
+def test_share_ids_are_canonical_uuids():
+    assert build(share_id=SHARE.upper()).share_id == SHARE
+
+
+@pytest.mark.parametrize("value", ["job\nCRITICAL forged line", "\x1b[31mred", 42, None])
+def test_caller_values_are_shown_escaped_and_short(value):
+    text = jobs.shown(value)
+    assert "\n" not in text and "\x1b" not in text and len(text) <= 70
 
 
 def test_protect_ignores_saved_info():

@@ -16,7 +16,10 @@ from manila_protector.worker import journal as journal_mod
 TOKEN = "gAAAAA-secret-token-value"
 
 
-def request(op="protect", share="share-1", job_id=None):
+SHARE = "3f1c2a9e-5b7d-4c1e-9a0b-1234567890ab"
+
+
+def request(op="protect", share=SHARE, job_id=None):
     saved = {"snapshot_id": "s", "share_id": share, "size": 1, "share_proto": "NFS"}
     return jobs.JobRequest.build(
         job_id=job_id or str(uuid.uuid4()), operation=op, share_id=share,
@@ -53,8 +56,8 @@ def test_same_job_id_for_another_operation_or_share_is_a_conflict(journal):
     with pytest.raises(exception.JobConflict):
         accept(journal, request(op="delete", job_id=req.job_id))
     with pytest.raises(exception.JobConflict) as info:
-        accept(journal, request(share="share-2", job_id=req.job_id))
-    assert info.value.details["share_id"] == "share-1"
+        accept(journal, request(share=str(uuid.uuid4()), job_id=req.job_id))
+    assert info.value.details["share_id"] == SHARE
 
 
 def test_status_changes_and_finish_happen_once(journal):
@@ -138,7 +141,7 @@ import os, signal
 from manila_protector import jobs
 from manila_protector.worker import journal
 j = journal.Journal({path!r})
-req = jobs.JobRequest.build(job_id={job_id!r}, operation="protect", share_id="s1",
+req = jobs.JobRequest.build(job_id={job_id!r}, operation="protect", share_id="3f1c2a9e-5b7d-4c1e-9a0b-1234567890ab",
     parameters={{}}, max_bytes=1000)
 j.accept(req, project_id="p", context={{}}, auth_token=None, host="h", request_id=None)
 j.start(req.job_id)

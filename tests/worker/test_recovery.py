@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from manila_protector import identity
 from manila_protector import jobs
 from manila_protector.plugins import job_tags
 from manila_protector.worker import journal as journal_mod
@@ -27,7 +28,8 @@ def left_behind(conf, ctxt, share_id, *, running, start_notified=True):
     request = jobs.JobRequest.build(job_id=str(uuid.uuid4()), operation="protect",
                                     share_id=share_id, parameters=OPTIONS, max_bytes=10_000)
     journal.accept(request, project_id=ctxt.project_id,
-                   context=jobs.context_without_secrets(ctxt), auth_token=ctxt.auth_token,
+                   context=identity.Caller.from_context(ctxt).to_dict(),
+                   auth_token=ctxt.auth_token,
                    host=conf.host, request_id=None)
     if start_notified:
         journal.mark_notified(request.job_id, terminal=False)
