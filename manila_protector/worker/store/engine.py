@@ -104,12 +104,15 @@ def _on_sqlite_connect(dbapi_connection: typing.Any, _record: typing.Any) -> Non
 
 
 def _on_sqlite_begin(connection: sa.Connection) -> None:
-    # NOTE: oslo.db emits a plain (deferred) BEGIN unless a transaction is marked
-    # as begun in conn.info; this listener runs first and takes the write lock at
-    # once, so two writers never both hold a read lock and then deadlock upgrading.
-    if "in_transaction" not in connection.info:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-        connection.info["in_transaction"] = True
+    # NOTE: oslo.db emits a plain (deferred) BEGIN for SQLite from its own "begin"
+    # listener, which runs before this one.  Nothing has run in that transaction
+    # yet, so it is swapped for one that takes the write lock at once: two
+    # writers then never both hold a read lock and deadlock upgrading it (SQLite
+    # answers that with an immediate "database is locked", busy_timeout or not).
+    if connection.info.get("in_transaction"):
+        connection.exec_driver_sql("ROLLBACK")
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    connection.info["in_transaction"] = True  # oslo.db's mark: it emits no BEGIN of its own
 
 
 def _on_engine_create(engine: sa.Engine) -> None:
@@ -117,7 +120,7 @@ def _on_engine_create(engine: sa.Engine) -> None:
     engine.hide_parameters = True
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _on_sqlite_connect)
-        sa.event.listen(engine, "begin", _on_sqlite_begin, insert=True)
+        sa.event.listen(engine, "begin", _on_sqlite_begin)
 
 
 class Database:

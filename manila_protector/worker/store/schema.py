@@ -83,13 +83,23 @@ def check_current(database: engine_mod.Database) -> str:
     """
     found = current(database)
     wanted = head()
-    if found != wanted:
-        shown = "empty (never migrated)" if found is None else f"at revision {found}"
+    if found == wanted:
+        return found
+    details = {"current": found, "required": wanted}
+    if found is not None and found not in _known_revisions():
         raise exception.StoreSchemaOutdated(
-            f"the job store's database is {shown}; this release needs revision {wanted}: "
-            f"run `{SYNC_COMMAND}`",
-            details={"current": found, "required": wanted})
-    return found
+            f"the job store's database is at revision {found}, which this release does not "
+            f"know (a newer release migrated it); this release needs {wanted}",
+            details=details)
+    shown = "empty (never migrated)" if found is None else f"at revision {found}"
+    raise exception.StoreSchemaOutdated(
+        f"the job store's database is {shown}; this release needs revision {wanted}: "
+        f"run `{SYNC_COMMAND}`", details=details)
+
+
+def _known_revisions() -> set[str]:
+    scripts = alembic_script.ScriptDirectory.from_config(_config())
+    return {revision.revision for revision in scripts.walk_revisions()}
 
 
 @contextlib.contextmanager

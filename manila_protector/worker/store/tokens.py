@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import stat
 import typing
+import uuid
 
 from cryptography import fernet
 
@@ -97,7 +98,7 @@ def _create_key_file(path: str) -> bytes:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, mode=0o700, exist_ok=True)
     key = fernet.Fernet.generate_key()
-    temporary = f"{path}.{os.getpid()}.new"
+    temporary = f"{path}.{uuid.uuid4().hex}.new"  # unique per thread and process
     fd = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     try:
         os.write(fd, key + b"\n")
