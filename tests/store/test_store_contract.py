@@ -10,6 +10,7 @@ from cryptography import fernet
 
 from manila_protector import exception
 from manila_protector import jobs
+from manila_protector.worker.store import api as store_api
 from manila_protector.worker.store import models
 
 from support import store_child
@@ -221,6 +222,17 @@ def test_purge_forgets_only_finished_notified_jobs_past_retention(store):
         store.get(old.job_id)
     assert {store.get(j.job_id).status for j in (unsent, running)} == {"succeeded",
                                                                        "accepted"}
+
+
+def test_purge_forgets_many_jobs_batch_by_batch(store, monkeypatch):
+    monkeypatch.setattr(store_api, "PURGE_BATCH", 2)
+    for _ in range(5):
+        job = store_child.request()
+        accept(store, job)
+        store.finish(job.job_id, "worker-a", result={})
+        store.mark_notified(job.job_id, terminal=True)
+    assert store.purge(0) == 5
+    assert store.counts() == {}
 
 
 def test_a_large_request_and_context_are_stored_whole(store):

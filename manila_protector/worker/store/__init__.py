@@ -4,6 +4,7 @@
   adopt, list... and the invariants they keep.
 - :mod:`.engine`: the database connection, its transactions and the one
   translation of database errors.
+- :mod:`.listing`: the filters and pages of ``list_jobs``.
 - :mod:`.tokens`: callers' tokens encrypted at rest.
 - :mod:`.schema` and ``migrations/``: the schema, ``db sync`` and the start-up check.
 - :mod:`.models`: the tables as SQLAlchemy Core sees them.

@@ -49,6 +49,7 @@ import sqlalchemy as sa
 from manila_protector import exception
 from manila_protector import jobs
 from manila_protector.worker.store import engine as engine_mod
+from manila_protector.worker.store import listing
 from manila_protector.worker.store import models
 from manila_protector.worker.store import schema
 from manila_protector.worker.store import tokens as tokens_mod
@@ -56,7 +57,9 @@ from manila_protector.worker.store import tokens as tokens_mod
 LOG = logging.getLogger(__name__)
 
 #: The most records one :meth:`JobStore.list_jobs` call returns.
-MAX_PAGE = 1000
+MAX_PAGE = listing.MAX_PAGE
+#: Jobs forgotten per transaction by :meth:`JobStore.purge`.
+PURGE_BATCH = 1000
 #: The key file generated for an SQLite store without configured keys (under state_path).
 KEY_FILE = "token.key"
 UNFINISHED = frozenset({jobs.ACCEPTED, jobs.RUNNING})
@@ -93,12 +96,6 @@ def _iso(value: datetime.datetime | None) -> str | None:
     if value is None:
         return None
     return value.replace(tzinfo=datetime.UTC).isoformat(timespec="microseconds")
-
-
-def _naive_utc(value: datetime.datetime) -> datetime.datetime:
-    if value.tzinfo is None:
-        return value
-    return value.astimezone(datetime.UTC).replace(tzinfo=None)
 
 
 def _loads(text: str | None) -> typing.Any:
@@ -141,7 +138,8 @@ def _drop_token(conn: sa.Connection, job_id: str) -> None:
 
 
 class JobStore:
-    """The shared job store (thread-safe; every method is one transaction).
+    """The shared job store (thread-safe; every method is one transaction, but
+    :meth:`purge`, which takes one per batch).
 
     :param database: the database (:class:`.engine.Database`).
     :param cipher: encrypts and decrypts the callers' tokens.
@@ -371,17 +369,32 @@ class JobStore:
     def purge(self, older_than: float) -> int:
         """Forget finished, notified jobs that finished more than ``older_than`` seconds ago.
 
+        Housekeeping, in transactions of at most :data:`PURGE_BATCH` jobs each (a
+        Galera write set stays small; SQLite's write lock is held briefly), so a
+        failure part way leaves only fewer jobs forgotten.
+
         :returns: the number of jobs forgotten.
         """
         cutoff = _now() - datetime.timedelta(seconds=older_than)
+        expired = sa.and_(_JOBS.c.finished_at.is_not(None), _JOBS.c.finished_at < cutoff,
+                          _JOBS.c.end_notified.is_(True))
 
         def body(conn: sa.Connection) -> int:
-            done = conn.execute(sa.delete(_JOBS).where(
-                _JOBS.c.finished_at.is_not(None), _JOBS.c.finished_at < cutoff,
-                _JOBS.c.end_notified.is_(True)))
-            return int(done.rowcount)
+            ids = conn.execute(sa.select(_JOBS.c.job_id).where(expired)
+                               .order_by(_JOBS.c.finished_at).limit(PURGE_BATCH)
+                               ).scalars().all()
+            if not ids:
+                return 0
+            conn.execute(sa.delete(_TOKENS).where(_TOKENS.c.job_id.in_(ids)))
+            return int(conn.execute(sa.delete(_JOBS).where(_JOBS.c.job_id.in_(ids),
+                                                            expired)).rowcount)
 
-        return self._db.transaction("purging finished jobs", body)
+        purged = 0
+        while True:
+            batch = self._db.transaction("purging finished jobs", body)
+            purged += batch
+            if batch < PURGE_BATCH:
+                return purged
 
     # -- reading --------------------------------------------------------------------
 
@@ -459,57 +472,18 @@ class JobStore:
         """Jobs, newest first, in pages: pass the last one's ``job_id`` as the next ``marker``.
 
         :param project_id: whose jobs; None means every project's (an administrator:
-            the caller decides that, once).
+            the caller decides that, once). Required: no default can widen a listing.
         :param since: jobs created at or after this time (naive means UTC).
         :param limit: at most this many (1..:data:`MAX_PAGE`).
         :param marker: the last job of the previous page.
         :raises exception.InvalidRequest: a filter or the limit is out of range.
         :raises exception.NotFound: the marker is no job the caller can see.
         """
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-            raise exception.InvalidRequest(
-                f"limit must be an integer from 1 to {MAX_PAGE}",
-                details={"field": "limit", "rule": "range"})
-        if status is not None and status not in jobs.STATUSES:
-            raise exception.InvalidRequest(f"unknown status {str(status)[:32]!r}",
-                                           details={"field": "status", "rule": "enum"})
-        if operation is not None and operation not in jobs.OPERATIONS:
-            raise exception.InvalidRequest(f"unknown operation {str(operation)[:32]!r}",
-                                           details={"field": "operation", "rule": "enum"})
-        if share_id is not None:
-            share_id = jobs.parse_share_id(share_id)
-        if marker is not None:
-            marker = jobs.parse_job_id(marker)
-        if since is not None and not isinstance(since, datetime.datetime):
-            raise exception.InvalidRequest("since must be a time",
-                                           details={"field": "since", "rule": "type"})
-        query = sa.select(_JOBS)
-        if project_id is not None:
-            query = query.where(_JOBS.c.project_id == project_id)
-        if status is not None:
-            query = query.where(_JOBS.c.status == status)
-        if operation is not None:
-            query = query.where(_JOBS.c.operation == operation)
-        if share_id is not None:
-            query = query.where(_JOBS.c.share_id == share_id)
-        if since is not None:
-            query = query.where(_JOBS.c.created_at >= _naive_utc(since))
-        query = query.order_by(_JOBS.c.created_at.desc(), _JOBS.c.job_id.desc()).limit(limit)
-
-        def body(conn: sa.Connection) -> list[jobs.JobRecord]:
-            paged = query
-            if marker is not None:
-                last = conn.execute(sa.select(_JOBS.c.created_at, _JOBS.c.project_id)
-                                    .where(_JOBS.c.job_id == marker)).first()
-                if last is None or (project_id is not None and last.project_id != project_id):
-                    raise exception.NotFound(f"marker job {marker} not found",
-                                             details={"field": "marker", "job_id": marker})
-                paged = query.where(sa.or_(
-                    _JOBS.c.created_at < last.created_at,
-                    sa.and_(_JOBS.c.created_at == last.created_at, _JOBS.c.job_id < marker)))
-            return [_record(row) for row in conn.execute(paged)]
-
-        return self._db.transaction("listing jobs", body)
+        filters = listing.Filters.build(
+            project_id=project_id, status=status, operation=operation, share_id=share_id,
+            since=since, limit=limit, marker=marker)
+        return self._db.transaction("listing jobs", lambda conn: [
+            _record(row) for row in listing.page(conn, filters)])
 
     # -- helpers ----------------------------------------------------------------------
 

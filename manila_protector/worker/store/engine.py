@@ -3,7 +3,8 @@ place where database errors become ours.
 
 Invariants:
 
-- Every store operation is **one transaction** (:meth:`Database.transaction`).
+- Every store operation is **one transaction** (:meth:`Database.transaction`; purge
+  takes one per batch).
   When the database reports a deadlock, a lock wait timeout or a lost insert
   race (a duplicate key), the whole transaction is rolled back and run again
   (at most :data:`ATTEMPTS` times); every attempt rereads what it decides on, so
