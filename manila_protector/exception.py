@@ -6,8 +6,8 @@ caller see) and a ``retryable`` flag (whether sending the same request again
 later may succeed).
 
 Foreign exceptions (python-manilaclient, keystoneauth, requests, tooz,
-jsonschema) are translated into these in exactly one place each and re-raised
-with ``raise ... from exc``.
+jsonschema, oslo.db and SQLAlchemy, alembic) are translated into these in
+exactly one place each and re-raised with ``raise ... from exc``.
 
 The constructor signature ``(message, *, request_id=None, details=None)`` and
 the ``kwargs`` attribute let oslo.messaging rebuild the exception on the
@@ -192,6 +192,26 @@ class JobConflict(ProtectorError):
     """A job id was reused for a different operation or share."""
 
     code = "job_conflict"
+
+
+class NotOwner(ProtectorError):
+    """The job belongs to another worker now (it was taken over): this one must not run it."""
+
+    code = "not_owner"
+
+
+class StoreUnavailable(ProtectorError):
+    """The job store (its database) could not be reached or did not answer in time."""
+
+    code = "store_unavailable"
+    retryable = True
+
+
+class StoreSchemaOutdated(StoreUnavailable):
+    """The job store's schema is not the one this release needs: run its migrations."""
+
+    code = "store_schema_outdated"
+    retryable = False
 
 
 def _leaves() -> dict[str, type[ProtectorError]]:

@@ -33,6 +33,9 @@ FAILED = "failed"
 STATUSES = frozenset({ACCEPTED, RUNNING, SUCCEEDED, FAILED})
 TERMINAL = frozenset({SUCCEEDED, FAILED})
 
+#: Context keys that hold secrets: never logged, notified or stored with a job.
+SECRET_CONTEXT_KEYS = frozenset({"auth_token", "auth_token_info"})
+
 _PROJECT_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 
 

@@ -12,6 +12,13 @@ Each default lives in one place: the plugin core's value types
 :class:`~manila_protector.plugins.runtime.PluginSettings`) and the RPC
 contract hold theirs, and the options here read them.
 
+The job store's ``[database]`` options are oslo.db's own (the OpenStack
+convention; listed by the generator's ``oslo.db`` namespace); this module only
+registers them and gives ``connection`` the worker's default, an SQLite file
+under ``state_path``.  oslo.db belongs to the ``worker`` extra: it is imported
+where those options are registered, not at the top, because the Karbor plugins
+import this module in an environment pinned to an older oslo.db.
+
 Option names are part of the product: deployment tools and the docs rely on them.
 """
 
@@ -39,6 +46,10 @@ DISPATCH_GROUP = "dispatch"
 KEYSTONE_GROUP = "keystone_authtoken"
 WORKER_GROUP = "worker"
 COORDINATION_GROUP = "coordination"
+DATABASE_GROUP = "database"
+
+#: ``[database] connection`` by default: the single-host job store.
+DEFAULT_DATABASE_CONNECTION = "sqlite:///$state_path/job-store.sqlite"
 
 _DEFAULT_OPTS = [
     cfg.HostAddressOpt(
@@ -52,8 +63,9 @@ _DEFAULT_OPTS = [
     cfg.StrOpt(
         "state_path",
         default="/var/lib/manila-protector",
-        help="Directory for the worker's state: the job journal and, with the default "
-             "lock backend, the lock files. Must be writable by the service user.",
+        help="Directory for the worker's state: the job journal, the default SQLite job "
+             "store and its token key file and, with the default lock backend, the lock "
+             "files. Must be writable by the service user.",
     ),
 ]
 
@@ -90,6 +102,19 @@ _WORKER_OPTS = [
         min=0,
         help="Seconds finished jobs stay in the journal (and are answered for the same "
              "job_id). 0 keeps them forever.",
+    ),
+    cfg.ListOpt(
+        "token_keys",
+        default=[],
+        secret=True,
+        help="Fernet keys (each 32 url-safe base64-encoded bytes, e.g. from `python3 -c "
+             "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`) "
+             "that encrypt the callers' tokens the job store keeps while a job is unfinished. "
+             "The first key encrypts, all of them decrypt: to rotate, put a new key first and "
+             "drop the old one once no job accepted before is unfinished. Every worker "
+             "sharing a [database] connection needs the same keys; a shared database without "
+             "them is refused. Empty with an SQLite store (one host): a key is generated once "
+             "into $state_path/token.key (mode 0600) and used from there.",
     ),
     cfg.IntOpt(
         "shutdown_timeout",
@@ -337,23 +362,37 @@ def register_dispatch_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(_DISPATCH_OPTS, group=DISPATCH_GROUP)
 
 
+def register_database_opts(conf: cfg.ConfigOpts) -> None:
+    """Register oslo.db's ``[database]`` options on ``conf``, with the worker's default
+    ``connection`` (:data:`DEFAULT_DATABASE_CONNECTION`)."""
+    from oslo_db import options as db_options  # the worker extra's (see the module doc)
+
+    db_options.set_defaults(conf, connection=DEFAULT_DATABASE_CONNECTION)
+
+
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    """Register every manila_protector option on ``conf``."""
+    """Register every manila_protector option on ``conf`` (the worker's and the job store's)."""
     conf.register_opts(_DEFAULT_OPTS)
     conf.register_group(cfg.OptGroup(WORKER_GROUP, title="The protection worker"))
     conf.register_opts(_WORKER_OPTS, group=WORKER_GROUP)
     conf.register_group(cfg.OptGroup(COORDINATION_GROUP, title="Per-share locks (tooz)"))
     conf.register_opts(_COORDINATION_OPTS, group=COORDINATION_GROUP)
+    register_database_opts(conf)
     register_manila_opts(conf)
     register_keystone_opts(conf)
 
 
 def set_lib_defaults() -> None:
-    """The worker's defaults of oslo.messaging options, process-wide, for the sample file.
+    """The worker's defaults of oslo.messaging and oslo.db options, process-wide, for the
+    sample file.
 
     Called by oslo-config-generator (entry point ``oslo.config.opts.defaults``)
-    before it lists the ``oslo.messaging`` namespace; nothing else calls it.
+    before it lists the ``oslo.messaging`` and ``oslo.db`` namespaces; nothing else
+    calls it.
     """
+    from oslo_db import options as db_options  # the worker extra's (see the module doc)
+
+    cfg.set_defaults(db_options.database_opts, connection=DEFAULT_DATABASE_CONNECTION)
     oslo_messaging.set_transport_defaults(
         control_exchange=contract.MESSAGING_DEFAULTS[("DEFAULT", "control_exchange")])
     try:  # NOTE: oslo.messaging offers no public setter for its rabbit options

@@ -141,7 +141,8 @@ import os, signal
 from manila_protector import jobs
 from manila_protector.worker import journal
 j = journal.Journal({path!r})
-req = jobs.JobRequest.build(job_id={job_id!r}, operation="protect", share_id="3f1c2a9e-5b7d-4c1e-9a0b-1234567890ab",
+req = jobs.JobRequest.build(job_id={job_id!r}, operation="protect",
+    share_id="3f1c2a9e-5b7d-4c1e-9a0b-1234567890ab",
     parameters={{}}, max_bytes=1000)
 j.accept(req, project_id="p", context={{}}, auth_token=None, host="h", request_id=None)
 j.start(req.job_id)

@@ -1,0 +1,521 @@
+"""The shared job store: every job of the fleet, claimed once, run by one worker at a time.
+
+It replaces each worker's own SQLite journal (``worker/journal.py``) with one
+database for every worker (``[database] connection``: MariaDB/Galera or
+PostgreSQL for a fleet, an SQLite file under ``state_path`` on a single host).
+The journal's guarantees carry over, now across the fleet:
+
+- **Recorded before it runs**: :meth:`JobStore.accept` commits the job before
+  the caller is answered; every change of status is one committed transaction
+  (see :mod:`.engine` for the isolation and retry rules).
+- **Claimed once**: ``job_id`` is the primary key.  Of any number of concurrent
+  accepts of one ``job_id``, by any workers, exactly one returns
+  ``created=True``; the others get the existing record, or
+  :class:`exception.JobConflict` when it is another operation or share.
+- **One owner**: ``owner`` names the worker (group member id) that runs the job.
+  :meth:`~JobStore.begin` and :meth:`~JobStore.finish` act only for the current
+  owner (a fencing check in the same transaction): a worker whose jobs were
+  adopted while it was presumed dead gets :class:`exception.NotOwner` and must
+  let the job go.  :meth:`~JobStore.adopt` moves a dead worker's jobs in one
+  transaction of locking reads, so of several adopters each job goes to exactly
+  one.
+- **Terminal notification exactly once**: :meth:`~JobStore.finish` records the
+  outcome once (a second finish returns the first outcome);
+  :meth:`~JobStore.mark_notified` records that the notification went out;
+  :meth:`~JobStore.unnotified` lists what a crash left unsent, and adopting a
+  dead worker's jobs moves its unsent notifications too.
+- **Tokens**: the caller's token of an unfinished job is kept Fernet-encrypted
+  (:mod:`.tokens`) in its own table, never in ``jobs`` nor in a record, a message
+  or a log line, and deleted in the transaction that finishes the job.
+- **Bounded answers**: :meth:`~JobStore.list_jobs` returns at most
+  :data:`MAX_PAGE` records per call, newest first, paged stably by
+  ``(created_at, job_id)``.
+
+The store does not decide identity: callers pass the project whose jobs may be
+seen (or None for an administrator), decided once where the request entered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import logging
+import os
+import typing
+
+import sqlalchemy as sa
+
+from manila_protector import exception
+from manila_protector import jobs
+from manila_protector.worker.store import engine as engine_mod
+from manila_protector.worker.store import listing
+from manila_protector.worker.store import models
+from manila_protector.worker.store import schema
+from manila_protector.worker.store import tokens as tokens_mod
+
+LOG = logging.getLogger(__name__)
+
+#: The most records one :meth:`JobStore.list_jobs` call returns.
+MAX_PAGE = listing.MAX_PAGE
+#: Jobs forgotten per transaction by :meth:`JobStore.purge`.
+PURGE_BATCH = 1000
+#: The key file generated for an SQLite store without configured keys (under state_path).
+KEY_FILE = "token.key"
+UNFINISHED = frozenset({jobs.ACCEPTED, jobs.RUNNING})
+
+_JOBS = models.jobs
+_TOKENS = models.job_tokens
+# The ids of a dead worker's jobs are moved in chunks of this many (bound parameters).
+_ADOPT_CHUNK = 500
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredJob:
+    """Everything a worker needs to (re)run a job: its record, request, context and token."""
+
+    record: jobs.JobRecord
+    request: jobs.JobRequest
+    #: The request context without its secrets.
+    context: dict[str, typing.Any]
+    #: The caller's token (decrypted), None if the job has none (or it was undecryptable).
+    auth_token: str | None = dataclasses.field(default=None, repr=False)
+    owner: str | None = None
+    #: Progress of the running job (unused for now; see issue 12's successors).
+    phase: str | None = None
+    phase_started_at: str | None = None
+    deadline: str | None = None
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+def _iso(value: datetime.datetime | None) -> str | None:
+    """A stored (naive UTC) time as job records show it (what :func:`jobs.utcnow` gives)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=datetime.UTC).isoformat(timespec="microseconds")
+
+
+def _loads(text: str | None) -> typing.Any:
+    return json.loads(text) if text else None
+
+
+def _record(row: sa.Row[typing.Any]) -> jobs.JobRecord:
+    return jobs.JobRecord(
+        job_id=row.job_id, operation=row.operation, share_id=row.share_id,
+        project_id=row.project_id, status=row.status, result=_loads(row.result),
+        error=_loads(row.error), created_at=_iso(row.created_at),
+        started_at=_iso(row.started_at), finished_at=_iso(row.finished_at), host=row.host,
+        request_id=row.request_id)
+
+
+def _not_found(job_id: str) -> exception.NotFound:
+    return exception.NotFound(f"job {job_id} not found", details={"job_id": job_id})
+
+
+def _row(conn: sa.Connection, job_id: str, *, lock: bool = False) -> sa.Row[typing.Any]:
+    query = sa.select(_JOBS).where(_JOBS.c.job_id == job_id)
+    if lock:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        raise _not_found(job_id)
+    return row
+
+
+def _put_token(conn: sa.Connection, job_id: str, ciphertext: str) -> None:
+    # The job's row is locked (or SQLite is serialized): no concurrent insert.
+    updated = conn.execute(sa.update(_TOKENS).where(_TOKENS.c.job_id == job_id)
+                           .values(token=ciphertext))
+    if not updated.rowcount:
+        conn.execute(sa.insert(_TOKENS).values(job_id=job_id, token=ciphertext))
+
+
+def _drop_token(conn: sa.Connection, job_id: str) -> None:
+    conn.execute(sa.delete(_TOKENS).where(_TOKENS.c.job_id == job_id))
+
+
+class JobStore:
+    """The shared job store (thread-safe; every method is one transaction, but
+    :meth:`purge`, which takes one per batch).
+
+    :param database: the database (:class:`.engine.Database`).
+    :param cipher: encrypts and decrypts the callers' tokens.
+    """
+
+    def __init__(self, database: engine_mod.Database, cipher: tokens_mod.TokenCipher) -> None:
+        self._db = database
+        self._cipher = cipher
+
+    @classmethod
+    def from_conf(cls, conf: typing.Any) -> JobStore:
+        """The store of a parsed configuration (``[database]``, ``[worker] token_keys``).
+
+        Without ``token_keys`` an SQLite store uses (or generates) the key file
+        ``$state_path/token.key``; a shared database refuses to start without them.
+
+        :raises ValueError: a key is not a Fernet key, or a shared store has none.
+        """
+        url = conf.database.connection
+        keys = list(conf.worker.token_keys or [])
+        if keys:
+            cipher = tokens_mod.TokenCipher(keys)
+        elif engine_mod.is_sqlite(url):
+            cipher = tokens_mod.TokenCipher.from_key_file(
+                os.path.join(conf.state_path, KEY_FILE))
+        else:
+            raise ValueError("[worker] token_keys must be set, the same on every worker, "
+                             "when [database] connection is a shared database")
+        return cls(engine_mod.Database(url, engine_mod.facade_options(conf.database)), cipher)
+
+    @classmethod
+    def from_url(cls, url: str, *, token_keys: typing.Sequence[str | bytes] | None = None,
+                 key_file: str | None = None, **options: typing.Any) -> JobStore:
+        """A store on ``url`` with the given keys (or the key file); for tools and tests.
+
+        :param options: enginefacade settings (``max_pool_size``, ``max_retries``...).
+        """
+        if token_keys:
+            cipher = tokens_mod.TokenCipher(token_keys)
+        elif key_file:
+            cipher = tokens_mod.TokenCipher.from_key_file(key_file)
+        else:
+            raise ValueError("token_keys or key_file is needed")
+        return cls(engine_mod.Database(url, options), cipher)
+
+    @property
+    def database(self) -> engine_mod.Database:
+        """The database (for ``db sync`` and the schema check)."""
+        return self._db
+
+    def check_schema(self) -> str:
+        """Refuse a database whose schema is not this release's (call it at start).
+
+        :returns: the schema revision.
+        :raises exception.StoreSchemaOutdated: naming ``manila-protector-manage db sync``.
+        :raises exception.StoreUnavailable: the database cannot be reached.
+        """
+        return schema.check_current(self._db)
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._db.dispose()
+
+    # -- writing --------------------------------------------------------------------
+
+    def accept(
+        self,
+        request: jobs.JobRequest,
+        *,
+        owner: str,
+        project_id: str | None,
+        context: dict[str, typing.Any],
+        auth_token: str | None,
+        host: str | None,
+        request_id: str | None,
+    ) -> tuple[jobs.JobRecord, bool]:
+        """Record a new job owned by ``owner``, or return the existing job with this ``job_id``.
+
+        A resend of an unfinished job by its own project replaces the stored token
+        with the new one (the resumed job will need a fresh one).
+
+        :param owner: the worker member id that will run the job.
+        :param context: the request context *without* its secrets (stored as JSON).
+        :param auth_token: kept encrypted while the job is unfinished.
+        :returns: ``(record, created)``; ``created`` is True for exactly one caller.
+        :raises exception.JobConflict: the job id is known for another operation or share.
+        :raises ValueError: the context carries a secret, or no owner is given.
+        """
+        if any(context.get(key) for key in jobs.SECRET_CONTEXT_KEYS):
+            raise ValueError("the job store's context must not carry a token")
+        if not owner:
+            raise ValueError("a job needs an owner")
+        request_json = json.dumps(request.to_dict())
+        context_json = json.dumps(context, default=str)
+        ciphertext = self._cipher.encrypt(auth_token) if auth_token else None
+
+        def body(conn: sa.Connection) -> tuple[jobs.JobRecord, bool]:
+            row = conn.execute(sa.select(_JOBS).where(_JOBS.c.job_id == request.job_id)
+                               .with_for_update()).first()
+            if row is not None:
+                existing = _record(row)
+                if not request.same_job_as(existing.operation, existing.share_id):
+                    raise exception.JobConflict(
+                        f"job {request.job_id} is a {existing.operation} of share "
+                        f"{existing.share_id}; it cannot be reused for a {request.operation} "
+                        f"of share {request.share_id}",
+                        details={"job_id": request.job_id, "operation": existing.operation,
+                                 "share_id": existing.share_id})
+                if ciphertext and not existing.finished and existing.project_id == project_id:
+                    _put_token(conn, request.job_id, ciphertext)
+                return existing, False
+            now = _now()
+            conn.execute(sa.insert(_JOBS).values(
+                job_id=request.job_id, operation=request.operation, share_id=request.share_id,
+                project_id=project_id, owner=owner, status=jobs.ACCEPTED,
+                request=request_json, context=context_json, host=host, request_id=request_id,
+                created_at=now, start_notified=False, end_notified=False))
+            if ciphertext:
+                conn.execute(sa.insert(_TOKENS).values(job_id=request.job_id,
+                                                       token=ciphertext))
+            return _record(_row(conn, request.job_id)), True
+
+        return self._db.transaction(f"accepting job {request.job_id}", body)
+
+    def begin(self, job_id: str, owner: str) -> StoredJob:
+        """Load a job to run it and, unless it is finished, mark it running (again).
+
+        One transaction; it also records that the job's ``.start`` was sent (the
+        runner sends it before a job can begin).  A finished job is returned as
+        it is, whoever owns it.
+
+        :raises exception.NotOwner: the job is unfinished and ``owner`` no longer owns it.
+        :raises exception.NotFound: no such job.
+        """
+        def body(conn: sa.Connection) -> tuple[sa.Row[typing.Any], str | None]:
+            row = _row(conn, job_id, lock=True)
+            if row.status in UNFINISHED:
+                self._fence(row, owner, "begin")
+                conn.execute(sa.update(_JOBS).where(_JOBS.c.job_id == job_id).values(
+                    status=jobs.RUNNING,
+                    started_at=sa.func.coalesce(_JOBS.c.started_at, _now()),
+                    start_notified=True))
+                row = _row(conn, job_id)
+            return row, self._token(conn, job_id)
+
+        return self._stored(*self._db.transaction(f"beginning job {job_id}", body))
+
+    def finish(
+        self,
+        job_id: str,
+        owner: str,
+        *,
+        result: dict[str, typing.Any] | None = None,
+        error: dict[str, typing.Any] | None = None,
+    ) -> jobs.JobRecord:
+        """Record a job's outcome (once: a finished job keeps its first) and delete its token.
+
+        :param error: the failure (:meth:`exception.ProtectorError.to_dict`); None: success.
+        :raises exception.NotOwner: the job is unfinished and ``owner`` no longer owns it
+            (nothing is changed: the new owner finishes it).
+        :raises exception.NotFound: no such job.
+        """
+        status = jobs.FAILED if error is not None else jobs.SUCCEEDED
+
+        def body(conn: sa.Connection) -> jobs.JobRecord:
+            row = _row(conn, job_id, lock=True)
+            if row.status in UNFINISHED:
+                self._fence(row, owner, "finish")
+                conn.execute(sa.update(_JOBS).where(_JOBS.c.job_id == job_id).values(
+                    status=status,
+                    result=json.dumps(result) if result is not None else None,
+                    error=json.dumps(error) if error is not None else None,
+                    finished_at=_now(), phase=None, phase_started_at=None, deadline=None))
+                row = _row(conn, job_id)
+            _drop_token(conn, job_id)
+            return _record(row)
+
+        return self._db.transaction(f"finishing job {job_id}", body)
+
+    def mark_notified(self, job_id: str, *, terminal: bool) -> None:
+        """Record that the job's ``.start`` (or terminal) notification was sent.
+
+        :raises exception.NotFound: no such job.
+        """
+        column = "end_notified" if terminal else "start_notified"
+
+        def body(conn: sa.Connection) -> None:
+            done = conn.execute(sa.update(_JOBS).where(_JOBS.c.job_id == job_id)
+                                .values({column: True}))
+            if not done.rowcount:
+                raise _not_found(job_id)
+
+        self._db.transaction(f"marking job {job_id} notified", body)
+
+    def adopt(self, dead_owner: str, new_owner: str) -> list[str]:
+        """Move the jobs of a worker gone for good to ``new_owner``, atomically.
+
+        Moves its unfinished jobs and its finished jobs whose terminal notification
+        was not recorded as sent (the new owner finds those with :meth:`unnotified`).
+        Of several workers adopting the same dead one at once, each job goes to
+        exactly one of them.
+
+        :returns: the ids of the unfinished jobs moved (oldest first): the jobs to resume.
+        :raises ValueError: ``dead_owner`` is ``new_owner``.
+        """
+        if dead_owner == new_owner:
+            raise ValueError("a worker cannot adopt its own jobs")
+
+        def body(conn: sa.Connection) -> list[str]:
+            rows = conn.execute(
+                sa.select(_JOBS.c.job_id, _JOBS.c.status)
+                .where(_JOBS.c.owner == dead_owner, self._has_work())
+                .order_by(_JOBS.c.created_at, _JOBS.c.job_id).with_for_update()).all()
+            ids = [row.job_id for row in rows]
+            for start in range(0, len(ids), _ADOPT_CHUNK):
+                conn.execute(sa.update(_JOBS).where(
+                    _JOBS.c.job_id.in_(ids[start:start + _ADOPT_CHUNK]),
+                    _JOBS.c.owner == dead_owner).values(owner=new_owner))
+            return [row.job_id for row in rows if row.status in UNFINISHED]
+
+        moved = self._db.transaction(f"adopting the jobs of {dead_owner}", body)
+        if moved:
+            LOG.info("worker %s adopted %d unfinished job(s) of %s", new_owner, len(moved),
+                     dead_owner)
+        return moved
+
+    def purge(self, older_than: float) -> int:
+        """Forget finished, notified jobs that finished more than ``older_than`` seconds ago.
+
+        Housekeeping, in transactions of at most :data:`PURGE_BATCH` jobs each (a
+        Galera write set stays small; SQLite's write lock is held briefly), so a
+        failure part way leaves only fewer jobs forgotten.
+
+        :returns: the number of jobs forgotten.
+        """
+        cutoff = _now() - datetime.timedelta(seconds=older_than)
+        expired = sa.and_(_JOBS.c.finished_at.is_not(None), _JOBS.c.finished_at < cutoff,
+                          _JOBS.c.end_notified.is_(True))
+
+        def body(conn: sa.Connection) -> int:
+            ids = conn.execute(sa.select(_JOBS.c.job_id).where(expired)
+                               .order_by(_JOBS.c.finished_at).limit(PURGE_BATCH)
+                               ).scalars().all()
+            if not ids:
+                return 0
+            conn.execute(sa.delete(_TOKENS).where(_TOKENS.c.job_id.in_(ids)))
+            return int(conn.execute(sa.delete(_JOBS).where(_JOBS.c.job_id.in_(ids),
+                                                            expired)).rowcount)
+
+        purged = 0
+        while True:
+            batch = self._db.transaction("purging finished jobs", body)
+            purged += batch
+            if batch < PURGE_BATCH:
+                return purged
+
+    # -- reading --------------------------------------------------------------------
+
+    def get(self, job_id: str) -> jobs.JobRecord:
+        """A job's record (the caller decides whether the asker may see it).
+
+        :raises exception.NotFound: no such job (or purged).
+        """
+        return self._db.transaction(f"reading job {job_id}",
+                                    lambda conn: _record(_row(conn, job_id)))
+
+    def load(self, job_id: str) -> StoredJob:
+        """Everything needed to run a job, changing nothing.
+
+        :raises exception.NotFound: no such job.
+        """
+        def body(conn: sa.Connection) -> tuple[sa.Row[typing.Any], str | None]:
+            return _row(conn, job_id), self._token(conn, job_id)
+
+        return self._stored(*self._db.transaction(f"loading job {job_id}", body))
+
+    def start_notified(self, job_id: str) -> bool:
+        """Whether the job's ``.start`` notification was recorded as sent.
+
+        :raises exception.NotFound: no such job.
+        """
+        return self._db.transaction(
+            f"reading job {job_id}", lambda conn: bool(_row(conn, job_id).start_notified))
+
+    def unfinished(self, owner: str) -> list[str]:
+        """Ids of the jobs ``owner`` has accepted or is running (oldest first)."""
+        return self._db.transaction("listing unfinished jobs", lambda conn: [
+            row.job_id for row in conn.execute(
+                sa.select(_JOBS.c.job_id)
+                .where(_JOBS.c.owner == owner, _JOBS.c.status.in_(sorted(UNFINISHED)))
+                .order_by(_JOBS.c.created_at, _JOBS.c.job_id))])
+
+    def unnotified(self, owner: str) -> list[jobs.JobRecord]:
+        """``owner``'s finished jobs whose terminal notification was not recorded as sent."""
+        return self._db.transaction("listing unnotified jobs", lambda conn: [
+            _record(row) for row in conn.execute(
+                sa.select(_JOBS)
+                .where(_JOBS.c.owner == owner, _JOBS.c.status.in_(sorted(jobs.TERMINAL)),
+                       _JOBS.c.end_notified.is_(False))
+                .order_by(_JOBS.c.finished_at, _JOBS.c.job_id))])
+
+    def owners(self) -> set[str]:
+        """Every owner with work left: unfinished jobs or unsent terminal notifications.
+
+        (A worker comparing these with the live group members finds whom to adopt.)
+        """
+        return self._db.transaction("listing owners", lambda conn: {
+            row.owner for row in conn.execute(
+                sa.select(_JOBS.c.owner).where(self._has_work()).distinct())})
+
+    def counts(self, owner: str | None = None) -> dict[str, int]:
+        """Jobs per status, of one owner or of all (for logs and health checks)."""
+        query = sa.select(_JOBS.c.status, sa.func.count()).group_by(_JOBS.c.status)
+        if owner is not None:
+            query = query.where(_JOBS.c.owner == owner)
+        return self._db.transaction("counting jobs", lambda conn: {
+            row[0]: int(row[1]) for row in conn.execute(query)})
+
+    def list_jobs(
+        self,
+        *,
+        project_id: str | None,
+        status: str | None = None,
+        operation: str | None = None,
+        share_id: str | None = None,
+        since: datetime.datetime | None = None,
+        limit: int = MAX_PAGE,
+        marker: str | None = None,
+    ) -> list[jobs.JobRecord]:
+        """Jobs, newest first, in pages: pass the last one's ``job_id`` as the next ``marker``.
+
+        :param project_id: whose jobs; None means every project's (an administrator:
+            the caller decides that, once). Required: no default can widen a listing.
+        :param since: jobs created at or after this time (naive means UTC).
+        :param limit: at most this many (1..:data:`MAX_PAGE`).
+        :param marker: the last job of the previous page.
+        :raises exception.InvalidRequest: a filter or the limit is out of range.
+        :raises exception.NotFound: the marker is no job the caller can see.
+        """
+        filters = listing.Filters.build(
+            project_id=project_id, status=status, operation=operation, share_id=share_id,
+            since=since, limit=limit, marker=marker)
+        return self._db.transaction("listing jobs", lambda conn: [
+            _record(row) for row in listing.page(conn, filters)])
+
+    # -- helpers ----------------------------------------------------------------------
+
+    @staticmethod
+    def _has_work() -> sa.ColumnElement[bool]:
+        """Rows a worker still has to act on: unfinished, or their end not notified."""
+        return sa.or_(_JOBS.c.status.in_(sorted(UNFINISHED)),
+                      sa.and_(_JOBS.c.status.in_(sorted(jobs.TERMINAL)),
+                              _JOBS.c.end_notified.is_(False)))
+
+    @staticmethod
+    def _fence(row: sa.Row[typing.Any], owner: str, what: str) -> None:
+        if row.owner != owner:
+            raise exception.NotOwner(
+                f"job {row.job_id} belongs to worker {row.owner} now; worker {owner} "
+                f"may not {what} it", details={"job_id": row.job_id, "owner": row.owner})
+
+    @staticmethod
+    def _token(conn: sa.Connection, job_id: str) -> str | None:
+        return conn.execute(sa.select(_TOKENS.c.token)
+                            .where(_TOKENS.c.job_id == job_id)).scalar_one_or_none()
+
+    def _stored(self, row: sa.Row[typing.Any], ciphertext: str | None) -> StoredJob:
+        token = None
+        if ciphertext is not None:
+            token = self._cipher.decrypt(ciphertext)
+            if token is None:
+                LOG.warning("job %s (share %s): its stored token cannot be decrypted with the "
+                            "configured keys ([worker] token_keys); it runs without it",
+                            row.job_id, row.share_id)
+        return StoredJob(
+            record=_record(row), request=jobs.JobRequest(**json.loads(row.request)),
+            context=json.loads(row.context), auth_token=token, owner=row.owner,
+            phase=row.phase, phase_started_at=_iso(row.phase_started_at),
+            deadline=_iso(row.deadline))

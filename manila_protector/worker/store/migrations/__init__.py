@@ -1,0 +1,1 @@
+"""Alembic migrations of the job store (``manila-protector-manage db sync``)."""

@@ -1,0 +1,104 @@
+"""The schema: alembic from an empty database, ``db sync`` twice, the start-up check's refusal."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+import sqlalchemy as sa
+from alembic import autogenerate
+from alembic.runtime import migration
+
+from manila_protector import exception
+from manila_protector.worker import manage
+from manila_protector.worker.store import api as store_api
+from manila_protector.worker.store import models
+from manila_protector.worker.store import schema
+
+from support import store_child
+
+
+def _config_file(tmp_path: pathlib.Path, url: str) -> str:
+    path = tmp_path / "manila-protector.conf"
+    # max_retries = 0: fail at once rather than after oslo.db's 10 x 10 s start-up retries.
+    path.write_text(f"[DEFAULT]\nstate_path = {tmp_path / 'state'}\n\n"
+                    f"[database]\nconnection = {url}\nmax_retries = 0\n")
+    return str(path)
+
+
+@pytest.fixture
+def empty_store(empty_url, store_key):
+    store = store_api.JobStore.from_url(empty_url, token_keys=[store_key])
+    yield store
+    store.close()
+
+
+def test_a_worker_refuses_a_database_never_migrated_in_one_line(empty_store):
+    with pytest.raises(exception.StoreSchemaOutdated) as caught:
+        empty_store.check_schema()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "`manila-protector-manage db sync`" in message
+    assert caught.value.details == {"current": None, "required": schema.head()}
+
+
+def test_db_sync_migrates_an_empty_database_and_twice_changes_nothing(
+        empty_url, empty_store, tmp_path, capsys):
+    config = _config_file(tmp_path, empty_url)
+    assert manage.main(["--config-file", config, "db", "version"]) == 0
+    assert "revision none (empty)" in capsys.readouterr().out
+    assert manage.main(["--config-file", config, "db", "sync"]) == 0
+    assert f"migrated from empty to revision {schema.head()}" in capsys.readouterr().out
+    assert manage.main(["--config-file", config, "db", "sync"]) == 0
+    assert f"already at revision {schema.head()}" in capsys.readouterr().out
+    assert manage.main(["--config-file", config, "db", "version"]) == 0
+    assert f"revision {schema.head()}; this release needs {schema.head()}" in (
+        capsys.readouterr().out)
+    assert empty_store.check_schema() == schema.head()
+    record, created = empty_store.accept(store_child.request(), owner="w", project_id="p",
+                                         context={}, auth_token="t", host="h",
+                                         request_id=None)
+    assert created and empty_store.get(record.job_id) == record
+
+
+def test_the_migrated_schema_is_what_the_models_describe(empty_store):
+    schema.upgrade(empty_store.database)
+    with empty_store.database.engine().connect() as conn:
+        context = migration.MigrationContext.configure(conn)
+        differences = autogenerate.compare_metadata(context, models.metadata)
+    assert differences == []
+
+
+def test_a_database_migrated_by_a_newer_release_is_refused(empty_store, tmp_path, empty_url,
+                                                           capsys):
+    schema.upgrade(empty_store.database)
+    with empty_store.database.engine().begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = 'f00d'"))
+    with pytest.raises(exception.StoreSchemaOutdated) as caught:
+        empty_store.check_schema()
+    assert "at revision f00d" in str(caught.value)
+    assert manage.main(["--config-file", _config_file(tmp_path, empty_url), "db",
+                        "sync"]) == manage.EXIT_FAILED
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "f00d" in error and "newer release" in error
+
+
+def test_db_sync_names_an_unreachable_database_without_its_password(tmp_path, capsys):
+    url = "mysql+pymysql://root:pa55-w0rd-xyz@127.0.0.1:1/nothing?connect_timeout=3"
+    assert manage.main(["--config-file", _config_file(tmp_path, url), "db",
+                        "sync"]) == manage.EXIT_FAILED
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1
+    assert "cannot be reached" in captured.err
+    assert "pa55-w0rd-xyz" not in captured.err + captured.out
+
+
+def test_an_unreachable_database_is_a_retryable_store_unavailable(store_key):
+    store = store_api.JobStore.from_url(
+        "postgresql+psycopg2://postgres:pa55-w0rd-xyz@127.0.0.1:1/nothing",
+        token_keys=[store_key])
+    with pytest.raises(exception.StoreUnavailable) as caught:
+        store.get("00000000-0000-0000-0000-000000000000")
+    assert caught.value.retryable and caught.value.code == "store_unavailable"
+    assert "pa55-w0rd-xyz" not in str(caught.value)
+    assert "pa55-w0rd-xyz" not in store.database.safe_url
