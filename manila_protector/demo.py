@@ -30,7 +30,7 @@ import oslo_messaging  # noqa: E402
 
 from manila_protector.rpc import api as rpc_api  # noqa: E402
 from manila_protector.rpc import context as rpc_context  # noqa: E402
-from manila_protector.standin import Delays, ManilaStandIn, StandInConfig  # noqa: E402
+from manila_standin import Delays, ManilaStandIn, StandInConfig  # noqa: E402
 from manila_protector.worker import service as service_mod  # noqa: E402
 
 RULES = [

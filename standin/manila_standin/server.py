@@ -20,12 +20,12 @@ import socket
 import threading
 import typing
 
-from manila_protector.standin import api as api_mod
-from manila_protector.standin import clock as clock_mod
-from manila_protector.standin import config as config_mod
-from manila_protector.standin import faults as faults_mod
-from manila_protector.standin import state as state_mod
-from manila_protector.standin import views
+from manila_standin import api as api_mod
+from manila_standin import clock as clock_mod
+from manila_standin import config as config_mod
+from manila_standin import faults as faults_mod
+from manila_standin import state as state_mod
+from manila_standin import views
 
 LOG = logging.getLogger(__name__)
 

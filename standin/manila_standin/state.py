@@ -29,10 +29,10 @@ import threading
 import typing
 import uuid
 
-from manila_protector.standin import clock as clock_mod
-from manila_protector.standin import config as config_mod
-from manila_protector.standin import errors
-from manila_protector.standin import faults as faults_mod
+from manila_standin import clock as clock_mod
+from manila_standin import config as config_mod
+from manila_standin import errors
+from manila_standin import faults as faults_mod
 
 LOG = logging.getLogger(__name__)
 

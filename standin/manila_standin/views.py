@@ -11,7 +11,7 @@ import dataclasses
 import datetime
 import typing
 
-from manila_protector.standin import state as state_mod
+from manila_standin import state as state_mod
 
 Version = tuple[int, int]
 
@@ -42,7 +42,8 @@ def isotime(value: float | None) -> str | None:
     """Format a stand-in time like Manila (``2024-01-31T12:00:00.000000``)."""
     if value is None:
         return None
-    moment = datetime.datetime.fromtimestamp(value, tz=datetime.UTC)
+    # timezone.utc, not datetime.UTC: the stand-in runs on Python 3.10 as well.
+    moment = datetime.datetime.fromtimestamp(value, tz=datetime.timezone.utc)  # noqa: UP017
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 

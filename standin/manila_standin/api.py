@@ -5,7 +5,7 @@ one :class:`Reply`. It does what Manila's paste pipeline and WSGI layer do:
 transport fault injection, authentication (noauth ``user:project`` tokens and
 registered tokens), microversion negotiation (400/406, version headers,
 version-gated routes answering 404), routing, fault bodies and the request
-log. Resource rules live in :mod:`manila_protector.standin.state`.
+log. Resource rules live in :mod:`manila_standin.state`.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import typing
 import urllib.parse
 import uuid
 
-from manila_protector.standin import errors
-from manila_protector.standin import faults as faults_mod
-from manila_protector.standin import state as state_mod
-from manila_protector.standin import views
+from manila_standin import errors
+from manila_standin import faults as faults_mod
+from manila_standin import state as state_mod
+from manila_standin import views
 
 LOG = logging.getLogger(__name__)
 

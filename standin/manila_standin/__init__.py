@@ -6,8 +6,8 @@ helpers seed and inspect the model, inject faults, advance time and report
 overlapping mutations of a share.
 """
 
-from manila_protector.standin.clock import ManualClock, RealClock
-from manila_protector.standin.config import Delays, Quotas, StandInConfig
-from manila_protector.standin.server import ManilaStandIn
+from manila_standin.clock import ManualClock, RealClock
+from manila_standin.config import Delays, Quotas, StandInConfig
+from manila_standin.server import ManilaStandIn
 
 __all__ = ["Delays", "ManilaStandIn", "ManualClock", "Quotas", "RealClock", "StandInConfig"]
