@@ -503,14 +503,6 @@ class ManilaApi:
         add("PUT", "/shares/{share_id}", self._update_share)
         add("DELETE", "/shares/{share_id}", self._delete_share)
         add("POST", "/shares/{share_id}/action", self._share_action)
-        add("GET", "/shares/{share_id}/metadata", self._get_share_metadata)
-        add("POST", "/shares/{share_id}/metadata",
-            lambda r, share_id: self._set_share_metadata(r, share_id, replace=False))
-        add("PUT", "/shares/{share_id}/metadata",
-            lambda r, share_id: self._set_share_metadata(r, share_id, replace=True))
-        add("GET", "/shares/{share_id}/metadata/{key}", self._show_share_metadata_item)
-        add("PUT", "/shares/{share_id}/metadata/{key}", self._update_share_metadata_item)
-        add("DELETE", "/shares/{share_id}/metadata/{key}", self._delete_share_metadata_item)
         add("GET", "/shares/{share_id}/export_locations", self._list_export_locations, "2.9")
         add("GET", "/shares/{share_id}/export_locations/{el_id}", self._show_export_location,
             "2.9")
@@ -522,17 +514,13 @@ class ManilaApi:
         add("PUT", "/snapshots/{snapshot_id}", self._update_snapshot)
         add("DELETE", "/snapshots/{snapshot_id}", self._delete_snapshot)
         add("POST", "/snapshots/{snapshot_id}/action", self._snapshot_action)
-        add("GET", "/snapshots/{snapshot_id}/metadata", self._get_snapshot_metadata, "2.73")
-        add("POST", "/snapshots/{snapshot_id}/metadata",
-            lambda r, snapshot_id: self._set_snapshot_metadata(r, snapshot_id, False), "2.73")
-        add("PUT", "/snapshots/{snapshot_id}/metadata",
-            lambda r, snapshot_id: self._set_snapshot_metadata(r, snapshot_id, True), "2.73")
-        add("GET", "/snapshots/{snapshot_id}/metadata/{key}",
-            self._show_snapshot_metadata_item, "2.73")
-        add("PUT", "/snapshots/{snapshot_id}/metadata/{key}",
-            self._update_snapshot_metadata_item, "2.73")
-        add("DELETE", "/snapshots/{snapshot_id}/metadata/{key}",
-            self._delete_snapshot_metadata_item, "2.73")
+
+        # Share and snapshot metadata: one implementation, as Manila's MetadataController.
+        for owner, resource, since in (
+            (state_mod.SHARE_METADATA, "/shares/{resource_id}", "2.0"),
+            (state_mod.SNAPSHOT_METADATA, "/snapshots/{resource_id}", "2.73"),
+        ):
+            self._add_metadata_routes(owner, resource + "/metadata", since)
 
         add("GET", "/share-access-rules", self._list_access_rules, "2.45")
         add("GET", "/share-access-rules/{access_id}", self._show_access_rule, "2.45")
@@ -775,45 +763,6 @@ class ManilaApi:
         self.state.revert(request.ctx, share_id, payload.get("snapshot_id"))
         return 202, None
 
-    def _get_share_metadata(self, request: ApiRequest, share_id: str) -> tuple[int, typing.Any]:
-        share = self.state.visible_share(request.ctx, share_id, "Share not found.")
-        return 200, {"metadata": dict(share.metadata)}
-
-    def _set_share_metadata(
-        self, request: ApiRequest, share_id: str, replace: bool
-    ) -> tuple[int, typing.Any]:
-        body = request.json()
-        if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
-            raise errors.bad_request("Malformed request body")
-        result = self.state.set_share_metadata(
-            request.ctx, share_id, body["metadata"], replace=replace
-        )
-        return 200, {"metadata": result}
-
-    def _show_share_metadata_item(
-        self, request: ApiRequest, share_id: str, key: str
-    ) -> tuple[int, typing.Any]:
-        share = self.state.visible_share(request.ctx, share_id, "Share not found.")
-        if key not in share.metadata:
-            raise errors.not_found("Metadata item was not found.")
-        return 200, {"meta": {key: share.metadata[key]}}
-
-    def _update_share_metadata_item(
-        self, request: ApiRequest, share_id: str, key: str
-    ) -> tuple[int, typing.Any]:
-        body = request.json()
-        item = body.get("metadata", body.get("meta")) if isinstance(body, dict) else None
-        if not isinstance(item, dict):
-            raise errors.bad_request("Malformed request body")
-        result = self.state.update_share_metadata_item(request.ctx, share_id, key, item)
-        return 200, {"metadata": result}
-
-    def _delete_share_metadata_item(
-        self, request: ApiRequest, share_id: str, key: str
-    ) -> tuple[int, typing.Any]:
-        self.state.delete_share_metadata(request.ctx, share_id, key)
-        return 200, None
-
     def _list_export_locations(
         self, request: ApiRequest, share_id: str
     ) -> tuple[int, typing.Any]:
@@ -940,46 +889,53 @@ class ManilaApi:
         self.state.set_snapshot_status(snapshot.id, status)
         return 202, None
 
-    def _get_snapshot_metadata(
-        self, request: ApiRequest, snapshot_id: str
-    ) -> tuple[int, typing.Any]:
-        snapshot = self.state.visible_snapshot(request.ctx, snapshot_id)
-        return 200, {"metadata": dict(snapshot.metadata)}
+    # -- metadata of shares and snapshots ------------------------------------------
 
-    def _set_snapshot_metadata(
-        self, request: ApiRequest, snapshot_id: str, replace: bool
-    ) -> tuple[int, typing.Any]:
-        body = request.json()
-        if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
-            raise errors.bad_request("Malformed request body")
-        result = self.state.set_snapshot_metadata(
-            request.ctx, snapshot_id, body["metadata"], replace=replace
-        )
-        return 200, {"metadata": result}
+    def _add_metadata_routes(
+        self, owner: state_mod.MetadataOwner, path: str, since: str
+    ) -> None:
+        state = self.state
 
-    def _show_snapshot_metadata_item(
-        self, request: ApiRequest, snapshot_id: str, key: str
-    ) -> tuple[int, typing.Any]:
-        snapshot = self.state.visible_snapshot(request.ctx, snapshot_id)
-        if key not in snapshot.metadata:
-            raise errors.not_found("Metadata item was not found.")
-        return 200, {"meta": {key: snapshot.metadata[key]}}
+        def show(request: ApiRequest, resource_id: str) -> tuple[int, typing.Any]:
+            return 200, {"metadata": state.metadata(request.ctx, owner, resource_id)}
 
-    def _update_snapshot_metadata_item(
-        self, request: ApiRequest, snapshot_id: str, key: str
-    ) -> tuple[int, typing.Any]:
-        body = request.json()
-        item = body.get("metadata", body.get("meta")) if isinstance(body, dict) else None
-        if not isinstance(item, dict):
-            raise errors.bad_request("Malformed request body")
-        result = self.state.update_snapshot_metadata_item(request.ctx, snapshot_id, key, item)
-        return 200, {"metadata": result}
+        def set_all(
+            request: ApiRequest, resource_id: str, replace: bool
+        ) -> tuple[int, typing.Any]:
+            body = request.json()
+            if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
+                raise errors.bad_request("Malformed request body")
+            result = state.set_metadata(request.ctx, owner, resource_id, body["metadata"],
+                                        replace=replace)
+            return 200, {"metadata": result}
 
-    def _delete_snapshot_metadata_item(
-        self, request: ApiRequest, snapshot_id: str, key: str
-    ) -> tuple[int, typing.Any]:
-        self.state.delete_snapshot_metadata(request.ctx, snapshot_id, key)
-        return 200, None
+        def show_item(request: ApiRequest, resource_id: str, key: str) -> tuple[int, typing.Any]:
+            metadata = state.metadata(request.ctx, owner, resource_id)
+            if key not in metadata:
+                raise errors.not_found("Metadata item was not found.")
+            return 200, {"meta": {key: metadata[key]}}
+
+        def set_item(request: ApiRequest, resource_id: str, key: str) -> tuple[int, typing.Any]:
+            body = request.json()
+            item = body.get("metadata", body.get("meta")) if isinstance(body, dict) else None
+            if not isinstance(item, dict):
+                raise errors.bad_request("Malformed request body")
+            result = state.update_metadata_item(request.ctx, owner, resource_id, key, item)
+            return 200, {"metadata": result}
+
+        def delete_item(
+            request: ApiRequest, resource_id: str, key: str
+        ) -> tuple[int, typing.Any]:
+            state.delete_metadata(request.ctx, owner, resource_id, key)
+            return 200, None
+
+        add = self._add
+        add("GET", path, show, since)
+        add("POST", path, lambda r, resource_id: set_all(r, resource_id, False), since)
+        add("PUT", path, lambda r, resource_id: set_all(r, resource_id, True), since)
+        add("GET", path + "/{key}", show_item, since)
+        add("PUT", path + "/{key}", set_item, since)
+        add("DELETE", path + "/{key}", delete_item, since)
 
     # -- access rules (>= 2.45) ----------------------------------------------
 

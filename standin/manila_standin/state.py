@@ -61,6 +61,38 @@ DEFAULT_SHARE_TYPE_NAME = "default"
 
 
 @dataclasses.dataclass(frozen=True)
+class MetadataOwner:
+    """A kind of resource with metadata, as Manila's one ``MetadataController`` sees it.
+
+    Manila serves share and snapshot metadata with one controller mixin
+    (``manila/api/v2/metadata.py``) parameterised by the resource's name; the
+    share and snapshot controllers only wrap it with their own policy names.
+
+    :param resource_name: Manila's name of the resource (``share``, ``share_snapshot``).
+    :param operation: the conflict detector's name for it (``share``, ``snapshot``).
+    :param update_policy: the policy a change needs.
+    :param delete_policy: the policy a deletion needs.
+    """
+
+    resource_name: str
+    operation: str
+    update_policy: str
+    delete_policy: str
+
+    @property
+    def not_found(self) -> str:
+        """Manila's 404 text for a record the caller cannot see."""
+        return f"{self.resource_name.capitalize()} not found."
+
+
+SHARE_METADATA = MetadataOwner(
+    "share", "share", "share:update_share_metadata", "share:delete_share_metadata")
+SNAPSHOT_METADATA = MetadataOwner(
+    "share_snapshot", "snapshot", "share_snapshot:update_metadata",
+    "share_snapshot:delete_metadata")
+
+
+@dataclasses.dataclass(frozen=True)
 class Context:
     """Who is calling: what Manila's request context carries.
 
@@ -691,8 +723,7 @@ class StandInState:
     def _authorize_share(ctx: Context, share: Share, action: str) -> None:
         # Public shares of other projects are visible, but only their owners
         # (or an admin) may change them: Manila's policy answers 403.
-        if not (ctx.is_admin or share.project_id == ctx.project_id):
-            raise errors.forbidden(f"Policy doesn't allow share:{action} to be performed.")
+        _authorize(ctx, share.project_id, f"share:{action}")
 
     def visible_snapshot(
         self, ctx: Context, snapshot_id: str, status: int = 404, message: str | None = None
@@ -999,53 +1030,6 @@ class StandInState:
                 ops = scope.open(self.now() + delay, [share.id])
                 self._begin(_SHARE, share, None, delay, ops)
 
-    def set_share_metadata(
-        self, ctx: Context, share_id: str, metadata: typing.Any, replace: bool
-    ) -> dict[str, str]:
-        """Merge (POST) or replace (PUT) a share's metadata; returns the result."""
-        with self.lock:
-            self.settle()
-            share = self.visible_share(ctx, share_id, "Share not found.")
-            operation = "share_metadata_replace" if replace else "share_metadata_set"
-            with self._mutation(ctx, operation, share.id) as scope:
-                scope.status = 200
-                _check_metadata(metadata)
-                self._authorize_share(ctx, share, "update_share_metadata")
-                if replace:
-                    share.metadata = {}
-                share.metadata.update({str(k): str(v) for k, v in metadata.items()})
-                return dict(share.metadata)
-
-    def update_share_metadata_item(
-        self, ctx: Context, share_id: str, key: str, item: typing.Any
-    ) -> dict[str, str]:
-        """``PUT /shares/{id}/metadata/{key}``: set one item."""
-        with self.lock:
-            self.settle()
-            share = self.visible_share(ctx, share_id, "Share not found.")
-            with self._mutation(ctx, "share_metadata_set", share.id) as scope:
-                scope.status = 200
-                _check_metadata(item)
-                if key not in item:
-                    raise errors.bad_request("Request body and URI mismatch")
-                if len(item) > 1:
-                    raise errors.bad_request("Request body contains too many items")
-                self._authorize_share(ctx, share, "update_share_metadata")
-                share.metadata[key] = str(item[key])
-                return {key: share.metadata[key]}
-
-    def delete_share_metadata(self, ctx: Context, share_id: str, key: str) -> None:
-        """``DELETE /shares/{id}/metadata/{key}``."""
-        with self.lock:
-            self.settle()
-            share = self.visible_share(ctx, share_id, "Share not found.")
-            with self._mutation(ctx, "share_metadata_delete", share.id) as scope:
-                scope.status = 200
-                self._authorize_share(ctx, share, "delete_share_metadata")
-                if key not in share.metadata:
-                    raise errors.not_found("Metadata item was not found.")
-                del share.metadata[key]
-
     def share_access_rules_status(self, share: Share) -> str:
         """Return ``syncing`` while any rule of ``share`` changes, else ``active``."""
         for rule_id in self._rules_by_share.get(share.id, {}):
@@ -1243,43 +1227,6 @@ class StandInState:
                     setattr(snapshot, key, value)
             snapshot.updated_at = self.now()
             return snapshot
-
-    def set_snapshot_metadata(
-        self, ctx: Context, snapshot_id: str, metadata: typing.Any, replace: bool
-    ) -> dict[str, str]:
-        """Merge (POST) or replace (PUT) a snapshot's metadata; returns the result."""
-        with self.lock:
-            self.settle()
-            _check_metadata(metadata)
-            snapshot = self.visible_snapshot(ctx, snapshot_id)
-            if replace:
-                snapshot.metadata = {}
-            snapshot.metadata.update({str(k): str(v) for k, v in metadata.items()})
-            return dict(snapshot.metadata)
-
-    def update_snapshot_metadata_item(
-        self, ctx: Context, snapshot_id: str, key: str, item: typing.Any
-    ) -> dict[str, str]:
-        """``PUT /snapshots/{id}/metadata/{key}``: set one item."""
-        with self.lock:
-            self.settle()
-            _check_metadata(item)
-            if key not in item:
-                raise errors.bad_request("Request body and URI mismatch")
-            if len(item) > 1:
-                raise errors.bad_request("Request body contains too many items")
-            snapshot = self.visible_snapshot(ctx, snapshot_id)
-            snapshot.metadata[key] = str(item[key])
-            return {key: snapshot.metadata[key]}
-
-    def delete_snapshot_metadata(self, ctx: Context, snapshot_id: str, key: str) -> None:
-        """``DELETE /snapshots/{id}/metadata/{key}``."""
-        with self.lock:
-            self.settle()
-            snapshot = self.visible_snapshot(ctx, snapshot_id)
-            if key not in snapshot.metadata:
-                raise errors.not_found("Metadata item was not found.")
-            del snapshot.metadata[key]
 
     def list_snapshots(self, ctx: Context, query: SnapshotQuery) -> tuple[int, list[Snapshot]]:
         """Return (total matching, page) of snapshots visible to ``ctx``."""
@@ -1530,6 +1477,77 @@ class StandInState:
                     raise errors.not_found(f"Metadata item {key} not found.")
                 del rule.metadata[key]
 
+    # -- metadata of shares and snapshots ----------------------------------------
+
+    def _metadata_record(
+        self, ctx: Context, owner: MetadataOwner, resource_id: str
+    ) -> Share | Snapshot:
+        if owner is SHARE_METADATA:
+            return self.visible_share(ctx, resource_id, owner.not_found)
+        return self.visible_snapshot(ctx, resource_id, message=owner.not_found)
+
+    @staticmethod
+    def _share_of(record: Share | Snapshot) -> str:
+        return record.share_id if isinstance(record, Snapshot) else record.id
+
+    def metadata(self, ctx: Context, owner: MetadataOwner, resource_id: str) -> dict[str, str]:
+        """All metadata of a share or snapshot (``GET .../metadata``)."""
+        with self.lock:
+            self.settle()
+            return dict(self._metadata_record(ctx, owner, resource_id).metadata)
+
+    def set_metadata(
+        self, ctx: Context, owner: MetadataOwner, resource_id: str, metadata: typing.Any,
+        replace: bool,
+    ) -> dict[str, str]:
+        """Merge (POST) or replace (PUT) a share's or snapshot's metadata; returns the result."""
+        with self.lock:
+            self.settle()
+            record = self._metadata_record(ctx, owner, resource_id)
+            operation = f"{owner.operation}_metadata_{'replace' if replace else 'set'}"
+            with self._mutation(ctx, operation, self._share_of(record)) as scope:
+                scope.status = 200
+                _check_metadata(metadata)
+                _authorize(ctx, record.project_id, owner.update_policy)
+                if replace:
+                    record.metadata = {}
+                record.metadata.update({str(k): str(v) for k, v in metadata.items()})
+                return dict(record.metadata)
+
+    def update_metadata_item(
+        self, ctx: Context, owner: MetadataOwner, resource_id: str, key: str, item: typing.Any
+    ) -> dict[str, str]:
+        """``PUT .../metadata/{key}``: set one item."""
+        with self.lock:
+            self.settle()
+            record = self._metadata_record(ctx, owner, resource_id)
+            operation = f"{owner.operation}_metadata_set"
+            with self._mutation(ctx, operation, self._share_of(record)) as scope:
+                scope.status = 200
+                _check_metadata(item)
+                if key not in item:
+                    raise errors.bad_request("Request body and URI mismatch")
+                if len(item) > 1:
+                    raise errors.bad_request("Request body contains too many items")
+                _authorize(ctx, record.project_id, owner.update_policy)
+                record.metadata[key] = str(item[key])
+                return {key: record.metadata[key]}
+
+    def delete_metadata(
+        self, ctx: Context, owner: MetadataOwner, resource_id: str, key: str
+    ) -> None:
+        """``DELETE .../metadata/{key}``."""
+        with self.lock:
+            self.settle()
+            record = self._metadata_record(ctx, owner, resource_id)
+            operation = f"{owner.operation}_metadata_delete"
+            with self._mutation(ctx, operation, self._share_of(record)) as scope:
+                scope.status = 200
+                _authorize(ctx, record.project_id, owner.delete_policy)
+                if key not in record.metadata:
+                    raise errors.not_found("Metadata item was not found.")
+                del record.metadata[key]
+
     # -- direct helpers (no API rules, no conflicts) -------------------------
 
     def direct_create_share(
@@ -1694,6 +1712,11 @@ def _strict_bool(name: str, value: typing.Any) -> bool:
     if text in _FALSE:
         return False
     raise errors.bad_request(f"Invalid value '{value}' for {name}.")
+
+
+def _authorize(ctx: Context, project_id: str, policy: str) -> None:
+    if not (ctx.is_admin or project_id == ctx.project_id):
+        raise errors.forbidden(f"Policy doesn't allow {policy} to be performed.")
 
 
 def _check_metadata(metadata: typing.Any) -> None:
