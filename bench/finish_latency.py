@@ -40,7 +40,7 @@ from manila_protector.plugins import client_factory
 from manila_protector.plugins import share_protector
 from manila_protector.plugins import values
 from manila_protector.plugins import waiting
-from manila_protector.standin import ManilaStandIn, ManualClock, StandInConfig
+from manila_standin import ManilaStandIn, ManualClock, StandInConfig
 
 from bench import report
 from bench import rig

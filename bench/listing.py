@@ -37,7 +37,7 @@ from manila_protector.plugins import manila_client
 from manila_protector.plugins import protectable
 from manila_protector.plugins import resources
 from manila_protector.plugins import runtime
-from manila_protector.standin import ManilaStandIn, StandInConfig
+from manila_standin import ManilaStandIn, StandInConfig
 
 from bench import report
 from bench import rig

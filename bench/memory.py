@@ -42,7 +42,7 @@ from manila_protector import exception
 from manila_protector import jobs
 from manila_protector.rpc import api as rpc_api
 from manila_protector.rpc import context as rpc_context
-from manila_protector.standin import ManilaStandIn, StandInConfig
+from manila_standin import ManilaStandIn, StandInConfig
 from manila_protector.worker import service as service_mod
 
 from bench import report

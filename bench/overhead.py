@@ -46,7 +46,7 @@ from manila_protector.plugins import job_tags
 from manila_protector.plugins import manila_client
 from manila_protector.plugins import schemas
 from manila_protector.rpc import notifier as notifier_mod
-from manila_protector.standin import ManilaStandIn, StandInConfig
+from manila_standin import ManilaStandIn, StandInConfig
 from manila_protector.worker import journal as journal_mod
 from manila_protector.worker import locks as locks_mod
 

@@ -20,7 +20,7 @@ from oslo_context import context as oslo_context
 import oslo_messaging
 
 from manila_protector.rpc import api as rpc_api
-from manila_protector.standin import server as standin_server
+from manila_standin import server as standin_server
 from manila_protector.worker import service as service_mod
 
 MEMORY_URL = "kombu+memory:////"

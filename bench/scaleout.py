@@ -55,8 +55,8 @@ import time
 import typing
 import uuid
 
-from manila_protector.standin import config as standin_config
-from manila_protector.standin import server as standin_server
+from manila_standin import config as standin_config
+from manila_standin import server as standin_server
 
 from bench import report
 from bench import rig

@@ -22,8 +22,8 @@ import uuid
 import pytest
 
 from manila_protector.rpc import api as rpc_api
-from manila_protector.standin import config as standin_config
-from manila_protector.standin import server as standin_server
+from manila_standin import config as standin_config
+from manila_standin import server as standin_server
 
 from faults import harness
 from support import rabbit

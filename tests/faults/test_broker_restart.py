@@ -18,7 +18,7 @@ import pytest
 
 from manila_protector import exception
 from manila_protector.rpc import api as rpc_api
-from manila_protector.standin import config as standin_config
+from manila_standin import config as standin_config
 
 from faults import harness
 from faults import outcomes

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from manila_protector.standin import config as standin_config
+from manila_standin import config as standin_config
 
 from faults import outcomes
 

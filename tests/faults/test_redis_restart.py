@@ -16,7 +16,7 @@ import signal
 
 import pytest
 
-from manila_protector.standin import config as standin_config
+from manila_standin import config as standin_config
 
 from faults import outcomes
 from support import rabbit

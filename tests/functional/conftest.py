@@ -24,9 +24,9 @@ import redis
 from oslo_context import context as oslo_context
 
 from manila_protector.rpc import api as rpc_api
-from manila_protector.standin import clock as clock_mod
-from manila_protector.standin import config as standin_config
-from manila_protector.standin import server as standin_server
+from manila_standin import clock as clock_mod
+from manila_standin import config as standin_config
+from manila_standin import server as standin_server
 
 from support import rabbit
 

@@ -15,8 +15,8 @@ import uuid
 import pytest
 
 from manila_protector.plugins import job_tags
-from manila_protector.standin import clock as clock_mod
-from manila_protector.standin import config as standin_config
+from manila_standin import clock as clock_mod
+from manila_standin import config as standin_config
 
 pytestmark = pytest.mark.functional
 

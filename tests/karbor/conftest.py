@@ -25,7 +25,7 @@ import uuid
 import pytest
 
 # The one place the tier names the stand-in's package.
-from manila_protector.standin import ManilaStandIn, StandInConfig
+from manila_standin import ManilaStandIn, StandInConfig
 
 from support import karbor_flows
 

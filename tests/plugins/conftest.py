@@ -17,7 +17,7 @@ from manila_protector.plugins import client_factory
 from manila_protector.plugins import runtime as runtime_mod
 from manila_protector.plugins import values
 from manila_protector.plugins import waiting
-from manila_protector.standin import ManilaStandIn, ManualClock, StandInConfig
+from manila_standin import ManilaStandIn, ManualClock, StandInConfig
 
 
 class VirtualClock:

@@ -16,7 +16,7 @@ from manila_protector import identity
 from manila_protector import opts
 from manila_protector.plugins import client_factory
 from manila_protector.plugins import manila_client
-from manila_protector.standin import ManilaStandIn, StandInConfig
+from manila_standin import ManilaStandIn, StandInConfig
 
 #: A token distinctive enough to be spotted in any message that leaks it.
 SECRET_TOKEN = "tok-S3cr3t-9f2c7a1e-do-not-leak"

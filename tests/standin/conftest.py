@@ -13,7 +13,7 @@ from keystoneauth1 import token_endpoint
 from manilaclient import api_versions
 from manilaclient import client as manila_client
 
-from manila_protector.standin import ManilaStandIn, ManualClock, StandInConfig
+from manila_standin import ManilaStandIn, ManualClock, StandInConfig
 
 START = 1_700_000_000.0
 

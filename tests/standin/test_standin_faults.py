@@ -6,7 +6,7 @@ import pytest
 from keystoneauth1 import exceptions as ks_exceptions
 from manilaclient import exceptions
 
-from manila_protector.standin import ManilaStandIn, StandInConfig
+from manila_standin import ManilaStandIn, StandInConfig
 
 
 @pytest.fixture

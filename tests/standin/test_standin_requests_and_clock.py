@@ -11,8 +11,8 @@ import uuid
 import pytest
 import requests
 
-from manila_protector.standin import ManilaStandIn, ManualClock, RealClock, StandInConfig
-from manila_protector.standin import __main__ as cli
+from manila_standin import ManilaStandIn, ManualClock, RealClock, StandInConfig
+from manila_standin import __main__ as cli
 
 
 def test_every_request_is_recorded_with_what_a_user_sent(standin, client, project_id):
@@ -129,7 +129,7 @@ def test_cli_arguments_become_the_config():
 
 def test_cli_serves_until_sigterm():
     process = subprocess.Popen(
-        [sys.executable, "-m", "manila_protector.standin", "--port", "0",
+        [sys.executable, "-m", "manila_standin", "--port", "0",
          "--log-level", "WARNING"],
         stdout=subprocess.PIPE,
         text=True,

@@ -9,7 +9,7 @@ from manilaclient import api_versions
 from manilaclient import client as manila_client
 from manilaclient import exceptions
 
-from manila_protector.standin import ManilaStandIn, StandInConfig
+from manila_standin import ManilaStandIn, StandInConfig
 
 
 def test_client_negotiates_2_98_against_server_max_2_99(standin, client):

@@ -28,8 +28,8 @@ from keystoneauth1 import token_endpoint
 from manilaclient import client as manila_client
 from manilaclient import exceptions as manila_exc
 
-from manila_protector.standin import config as standin_config
-from manila_protector.standin import server as standin_server
+from manila_standin import config as standin_config
+from manila_standin import server as standin_server
 
 from support import real_manila
 

@@ -29,7 +29,7 @@ import redis
 from manila_protector import exception
 from manila_protector.rpc import api as rpc_api
 from manila_protector.rpc import context as rpc_context
-from manila_protector.standin import server as standin_server
+from manila_standin import server as standin_server
 from manila_protector.worker import service as service_mod
 
 RABBIT_HOST, RABBIT_PORT = "127.0.0.1", 5672

@@ -18,3 +18,12 @@ def test_demo_protects_restores_and_deletes_printing_each_notification(tmp_path)
     assert "left in Manila: 0" in out
     assert out.rstrip().endswith("Demo succeeded")
     assert "demo:" not in out  # the token never shows
+
+
+def test_importing_the_demo_installs_no_warning_filters():
+    probe = ("import warnings; before = list(warnings.filters); import manila_protector.demo; "
+             "print(warnings.filters == before)")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "True"

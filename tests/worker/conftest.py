@@ -13,7 +13,7 @@ from oslo_messaging import conffixture
 
 from manila_protector.rpc import api as rpc_api
 from manila_protector.rpc import context as rpc_context
-from manila_protector.standin import ManilaStandIn, StandInConfig
+from manila_standin import ManilaStandIn, StandInConfig
 from manila_protector.worker import service as service_mod
 
 from support import rabbit

@@ -14,8 +14,8 @@ import threading
 import typing
 import uuid
 
-from manila_protector.standin import config as config_mod
-from manila_protector.standin import server as server_mod
+from manila_standin import config as config_mod
+from manila_standin import server as server_mod
 
 LOG = logging.getLogger(__name__)
 

@@ -20,12 +20,18 @@ import socket
 import threading
 import typing
 
-from manila_protector.standin import api as api_mod
-from manila_protector.standin import clock as clock_mod
-from manila_protector.standin import config as config_mod
-from manila_protector.standin import faults as faults_mod
-from manila_protector.standin import state as state_mod
-from manila_protector.standin import views
+from manila_standin import access_rules_api
+from manila_standin import api as api_mod
+from manila_standin import clock as clock_mod
+from manila_standin import config as config_mod
+from manila_standin import conflicts as conflicts_mod
+from manila_standin import faults as faults_mod
+from manila_standin import identity
+from manila_standin import render as render_mod
+from manila_standin import requestlog
+from manila_standin import shares_api
+from manila_standin import snapshots_api
+from manila_standin import state as state_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -146,7 +152,7 @@ class ManilaStandIn:
             seed=self.config.seed,
         )
         self.state = state_mod.StandInState(self.config, self.clock, self.faults)
-        self._log = api_mod.RequestLog()
+        self._log = requestlog.RequestLog()
         self.api = api_mod.ManilaApi(self.state, self.faults, self._log)
         self._host = host
         self._port = port
@@ -224,41 +230,30 @@ class ManilaStandIn:
         self, token: str, user_id: str, project_id: str, roles: typing.Iterable[str] = ()
     ) -> None:
         """Register a keystone-validated token; it is admin only with role ``admin``."""
-        self.state.register_token(token, user_id, project_id, roles)
+        self.state.tokens.register(token, user_id, project_id, roles)
 
     def revoke_token(self, token: str) -> None:
         """Invalidate ``token`` (also a noauth one): requests with it get 401."""
-        self.state.revoke_token(token)
+        self.state.tokens.revoke(token)
 
-    def add_share_type(
-        self,
-        name: str,
-        snapshot_support: bool = True,
-        create_share_from_snapshot_support: bool = True,
-        revert_to_snapshot_support: bool = True,
-        mount_snapshot_support: bool = False,
-        driver_handles_share_servers: bool = False,
-        extra_specs: typing.Mapping[str, str] | None = None,
-    ) -> str:
-        """Create a public share type; returns its id."""
-        return self.state.add_share_type(
-            name,
-            snapshot_support=snapshot_support,
-            create_share_from_snapshot_support=create_share_from_snapshot_support,
-            revert_to_snapshot_support=revert_to_snapshot_support,
-            mount_snapshot_support=mount_snapshot_support,
-            driver_handles_share_servers=driver_handles_share_servers,
-            extra_specs=extra_specs,
-        )
+    def add_share_type(self, name: str, **capabilities: typing.Any) -> str:
+        """Create a public share type; returns its id.
+
+        :param capabilities: as :meth:`share_types.ShareTypes.add`: ``snapshot_support``,
+            ``create_share_from_snapshot_support``, ``revert_to_snapshot_support`` (all
+            True by default), ``mount_snapshot_support``, ``driver_handles_share_servers``
+            (False), ``extra_specs``, ``description``.
+        """
+        return self.state.types.add(name, **capabilities)
 
     @property
     def default_share_type_id(self) -> str | None:
         """Id of the ``default`` share type."""
-        return self.state.default_share_type_id
+        return self.state.types.default_id
 
     def add_share_network(self, project_id: str) -> str:
         """Create an opaque share network owned by ``project_id``; returns its id."""
-        return self.state.add_share_network(project_id)
+        return self.state.networks.add(project_id)
 
     def set_quota(
         self,
@@ -269,7 +264,7 @@ class ManilaStandIn:
         snapshot_gigabytes: int | None = None,
     ) -> None:
         """Override quota limits of a project (None keeps a limit, -1 is unlimited)."""
-        self.state.set_quota(
+        self.state.quotas.set(
             project_id,
             snapshots=snapshots,
             shares=shares,
@@ -279,48 +274,28 @@ class ManilaStandIn:
 
     def quota_usage(self, project_id: str) -> dict[str, int]:
         """What a project consumes: shares, gigabytes, snapshots, snapshot_gigabytes."""
-        return self.state.quota_usage(project_id)
+        return self.state.quotas.usage(project_id)
 
     # -- direct resources ----------------------------------------------------
 
-    def _render(self) -> views.Render:
-        ctx = state_mod.Context("standin", "standin", True)
+    def _render(self) -> render_mod.Render:
+        ctx = identity.Context("standin", "standin", True)
         version = self.api.max_version
-        return views.Render(self.state, ctx, version, self.endpoint, self.base_url)
+        return render_mod.Render(self.state, ctx, version, self.endpoint, self.base_url)
 
-    def create_share(
-        self,
-        project_id: str,
-        size: int = 1,
-        share_proto: str = "NFS",
-        name: str | None = None,
-        status: str = "available",
-        share_type: str | None = None,
-        share_network_id: str | None = None,
-        metadata: dict[str, str] | None = None,
-        is_public: bool = False,
-        access_rules: typing.Iterable[typing.Any] | None = None,
-    ) -> dict[str, typing.Any]:
+    def create_share(self, project_id: str, **fields: typing.Any) -> dict[str, typing.Any]:
         """Create a share directly (no API rules, no quota check, no transition).
 
-        :param access_rules: ``{"access_type", "access_to", "access_level"}`` dicts
-            or ``(type, to[, level])`` tuples, created ``active``.
+        :param fields: as :meth:`shares.Shares.direct_create`: ``size`` (1),
+            ``share_proto`` (NFS), ``name``, ``status`` (available), ``share_type``,
+            ``share_network_id``, ``metadata``, ``is_public``, ``access_rules``
+            (``{"access_type", "access_to", "access_level"}`` dicts or
+            ``(type, to[, level])`` tuples, created ``active``)...
         :returns: the share as ``GET /shares/{id}`` shows it at the max version.
         """
         with self.state.lock:
-            share = self.state.direct_create_share(
-                project_id,
-                size=size,
-                share_proto=share_proto,
-                name=name,
-                status=status,
-                share_type=share_type,
-                share_network_id=share_network_id,
-                metadata=metadata,
-                is_public=is_public,
-                access_rules=access_rules,
-            )
-            return views.share_detail(self._render(), share)
+            share = self.state.shares.direct_create(project_id, **fields)
+            return shares_api.share_detail(self._render(), share)
 
     def create_shares(
         self, project_id: str, count: int, **kwargs: typing.Any
@@ -334,79 +309,76 @@ class ManilaStandIn:
         with self.state.lock:
             for index in range(count):
                 share_name = name.format(i=index) if name else None
-                share = self.state.direct_create_share(project_id, name=share_name, **kwargs)
+                share = self.state.shares.direct_create(project_id, name=share_name, **kwargs)
                 ids.append(share.id)
         return ids
 
-    def create_snapshot(
-        self,
-        share_id: str,
-        status: str = "available",
-        name: str | None = None,
-        description: str | None = None,
-        metadata: dict[str, str] | None = None,
-    ) -> dict[str, typing.Any]:
-        """Create a snapshot of ``share_id`` directly in ``status``.
+    def create_snapshot(self, share_id: str, **fields: typing.Any) -> dict[str, typing.Any]:
+        """Create a snapshot of ``share_id`` directly (no API rules, no transition).
 
+        :param fields: as :meth:`snapshots.Snapshots.direct_create`: ``status``
+            (available), ``name``, ``description``, ``metadata``.
         :raises KeyError: if the share does not exist.
         """
         with self.state.lock:
-            snapshot = self.state.direct_create_snapshot(
-                share_id, status=status, name=name, description=description, metadata=metadata
-            )
-            return views.snapshot_detail(self._render(), snapshot)
+            snapshot = self.state.snapshots.direct_create(share_id, **fields)
+            return snapshots_api.snapshot_detail(self._render(), snapshot)
 
     def share(self, share_id: str) -> dict[str, typing.Any] | None:
         """The share as an admin sees it at the max version, or None if gone."""
         with self.state.lock:
             self.state.settle()
-            found = self.state.shares_by_id.get(share_id)
-            return views.share_detail(self._render(), found) if found is not None else None
+            found = self.state.shares.by_id.get(share_id)
+            return shares_api.share_detail(self._render(), found) if found is not None else None
 
     def snapshot(self, snapshot_id: str) -> dict[str, typing.Any] | None:
         """The snapshot as an admin sees it at the max version, or None if gone."""
         with self.state.lock:
             self.state.settle()
-            found = self.state.snapshots_by_id.get(snapshot_id)
-            return views.snapshot_detail(self._render(), found) if found is not None else None
+            found = self.state.snapshots.by_id.get(snapshot_id)
+            if found is None:
+                return None
+            return snapshots_api.snapshot_detail(self._render(), found)
 
     def shares(self, project_id: str | None = None) -> list[dict[str, typing.Any]]:
         """Every share (of one project), oldest first."""
         with self.state.lock:
             render = self._render()
-            return [views.share_detail(render, s) for s in self.state.all_shares(project_id)]
+            return [shares_api.share_detail(render, s) for s in self.state.shares.every(project_id)]
 
     def snapshots(self, share_id: str | None = None) -> list[dict[str, typing.Any]]:
         """Every snapshot (of one share), oldest first."""
         with self.state.lock:
             render = self._render()
             return [
-                views.snapshot_detail(render, s) for s in self.state.all_snapshots(share_id)
+                snapshots_api.snapshot_detail(render, s)
+                for s in self.state.snapshots.every(share_id)
             ]
 
     def access_rules(self, share_id: str) -> list[dict[str, typing.Any]]:
         """The access rules of a share (with ``share_id``), oldest first."""
         with self.state.lock:
             render = self._render()
-            return [views.access_detail(render, r) for r in self.state.rules_of(share_id)]
+            return [access_rules_api.access_detail(render, r)
+                    for r in self.state.rules.of_share(share_id)]
 
     def set_share_status(self, share_id: str, status: str) -> None:
         """Force a share's status; a pending transition is cancelled.
 
         :raises KeyError: if the share does not exist.
         """
-        self.state.set_share_status(share_id, status)
+        self.state.shares.set_status(share_id, status)
 
     def set_snapshot_status(self, snapshot_id: str, status: str) -> None:
         """Force a snapshot's status; a pending transition is cancelled.
 
         :raises KeyError: if the snapshot does not exist.
         """
-        self.state.set_snapshot_status(snapshot_id, status)
+        self.state.snapshots.set_status(snapshot_id, status)
 
     # -- observation ------------------------------------------------------------
 
-    def requests(self) -> list[api_mod.RecordedRequest]:
+    def requests(self) -> list[requestlog.RecordedRequest]:
         """A copy of the request log, oldest first."""
         return self._log.entries()
 
@@ -420,10 +392,10 @@ class ManilaStandIn:
         path_prefix: str | None = None,
         mutating: bool | None = None,
     ) -> int:
-        """Count logged requests (see :meth:`api.RequestLog.count`)."""
+        """Count logged requests (see :meth:`requestlog.RequestLog.count`)."""
         return self._log.count(method=method, path_prefix=path_prefix, mutating=mutating)
 
-    def conflicts(self) -> list[state_mod.Conflict]:
+    def conflicts(self) -> list[conflicts_mod.Conflict]:
         """Overlapping mutations of one share recorded so far."""
         return self.state.conflicts()
 
