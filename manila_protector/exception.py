@@ -157,6 +157,16 @@ class WorkerUnavailable(ProtectorError):
     retryable = True
 
 
+class WorkerBusy(ProtectorError):
+    """The worker has as many jobs waiting as it takes (``[worker] max_queued_jobs``).
+
+    Nothing was recorded; send the job again later (the same ``job_id`` is safe).
+    """
+
+    code = "worker_busy"
+    retryable = True
+
+
 class GuardRefused(ProtectorError):
     """A request that would change Manila was stopped before it was sent: Manila was not asked.
 
@@ -212,6 +222,13 @@ class StoreSchemaOutdated(StoreUnavailable):
 
     code = "store_schema_outdated"
     retryable = False
+
+
+class NotificationFailed(Exception):
+    """The broker did not take a notification (internal: it is sent again later).
+
+    Not a :class:`ProtectorError`: it never reaches a caller.
+    """
 
 
 def _leaves() -> dict[str, type[ProtectorError]]:

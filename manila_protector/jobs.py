@@ -1,7 +1,7 @@
 """Jobs: what a caller asks for (:class:`JobRequest`) and what it gets back (:class:`JobRecord`).
 
 The job vocabulary both sides share: the RPC layer (endpoint, notifications)
-and the worker (runner, journal) import it; it imports neither.
+and the worker (runner, job store) import it; it imports neither.
 
 A job is identified by the caller's ``job_id`` (a UUID), the idempotency key:
 the same ``job_id`` again returns the same job and repeats no side effect.
@@ -212,3 +212,62 @@ class JobRecord:
             host=host,
             request_id=request_id,
         )
+
+
+#: The page ``list_jobs`` returns when the caller names no limit, and the largest.
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+_FILTERS = frozenset({"status", "operation", "share_id", "since"})
+
+
+@dataclasses.dataclass(frozen=True)
+class ListFilters:
+    """A ``list_jobs`` request's filters, limit and marker, checked."""
+
+    status: str | None = None
+    operation: str | None = None
+    share_id: str | None = None
+    since: datetime.datetime | None = None
+    limit: int = DEFAULT_PAGE
+    marker: str | None = None
+
+    @classmethod
+    def build(cls, filters: typing.Any, limit: typing.Any, marker: typing.Any) -> ListFilters:
+        """:raises exception.InvalidRequest: naming the field and the rule."""
+        filters = {} if filters is None else filters
+        if not isinstance(filters, dict):
+            raise exception.InvalidRequest("filters must be an object",
+                                           details={"field": "filters", "rule": "type"})
+        unknown = sorted(str(k)[:32] for k in set(filters) - _FILTERS)
+        if unknown:
+            raise exception.InvalidRequest(
+                f"unknown filter(s): {', '.join(shown(k) for k in unknown[:5])} "
+                f"(known: {', '.join(sorted(_FILTERS))})",
+                details={"field": "filters", "rule": "additionalProperties"})
+        status = filters.get("status")
+        if status is not None and status not in STATUSES:
+            raise exception.InvalidRequest(f"status {shown(status)} is not a job status",
+                                           details={"field": "filters.status", "rule": "enum"})
+        operation = filters.get("operation")
+        if operation is not None and operation not in OPERATIONS:
+            raise exception.InvalidRequest(
+                f"operation {shown(operation)} is not an operation",
+                details={"field": "filters.operation", "rule": "enum"})
+        share_id = filters.get("share_id")
+        since = filters.get("since")
+        if since is not None:
+            try:
+                since = datetime.datetime.fromisoformat(since)
+            except (TypeError, ValueError):
+                raise exception.InvalidRequest(
+                    f"since {shown(since)} is not an ISO 8601 time",
+                    details={"field": "filters.since", "rule": "format"}) from None
+        if limit is None:
+            limit = DEFAULT_PAGE
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise exception.InvalidRequest(f"limit must be a whole number from 1 to {MAX_PAGE}",
+                                           details={"field": "limit", "rule": "range"})
+        return cls(status=status, operation=operation,
+                   share_id=None if share_id is None else parse_share_id(share_id),
+                   since=since, limit=limit,
+                   marker=None if marker is None else parse_uuid(marker, "marker"))

@@ -80,7 +80,41 @@ _WORKER_OPTS = [
         default=8,
         min=1,
         help="Jobs (on different shares) this worker runs at the same time. Further "
-             "accepted jobs wait in the journal.",
+             "accepted jobs wait in the job store.",
+    ),
+    cfg.IntOpt(
+        "max_queued_jobs",
+        default=10000,
+        min=1,
+        help="Jobs accepted by this worker that may wait for a free job slot; beyond it "
+             "new jobs are refused with the retryable error worker_busy before anything "
+             "is recorded (a waiting job costs only its id here: it stays in the job "
+             "store).",
+    ),
+    cfg.IntOpt(
+        "max_waiting_calls",
+        default=32,
+        min=1,
+        help="RPC calls that may wait for their job's end at once (call with wait=True, "
+             "the client's default); beyond it a call is answered with the accepted "
+             "record at once, so that get_job and list_jobs always find a thread. Keep "
+             "well below [DEFAULT] executor_thread_pool_size.",
+    ),
+    cfg.IntOpt(
+        "takeover_after",
+        default=300,
+        min=10,
+        help="Seconds a worker may be missing from the group of its topic before a live "
+             "worker adopts its unfinished jobs and resumes them (their job tags mean no "
+             "second snapshot or share).",
+    ),
+    cfg.IntOpt(
+        "housekeeping_interval",
+        default=60,
+        min=1,
+        help="Seconds between two rounds of housekeeping: notifications the broker did "
+             "not confirm sent again, workers gone for good adopted, what failed jobs "
+             "left behind swept.",
     ),
     cfg.IntOpt(
         "max_request_bytes",
@@ -100,7 +134,7 @@ _WORKER_OPTS = [
         "job_retention",
         default=7 * 24 * 3600,
         min=0,
-        help="Seconds finished jobs stay in the journal (and are answered for the same "
+        help="Seconds finished jobs stay in the job store (and are answered for the same "
              "job_id). 0 keeps them forever.",
     ),
     cfg.ListOpt(
@@ -121,7 +155,8 @@ _WORKER_OPTS = [
         default=300,
         min=0,
         help="On SIGTERM, seconds to let running jobs finish before exiting; jobs still "
-             "running then are resumed from the journal at the next start. Keep below "
+             "running then are resumed from the job store at the next start (or by a worker "
+             "that adopts them). Keep below "
              "systemd's TimeoutStopSec.",
     ),
 ]
@@ -130,11 +165,21 @@ _COORDINATION_OPTS = [
     cfg.StrOpt(
         "backend_url",
         default=None,
-        sample_default="file://$state_path/locks",
-        help="tooz backend for the per-share locks. Default: file:// locks under "
-             "state_path (one host only). Several hosts need a shared backend: "
-             "redis://host:6379, etcd3+http://host:2379, zookeeper://host:2181.",
+        sample_default="file://$lock_path",
+        help="tooz backend for the per-share locks and the workers' membership. Default: "
+             "file:// locks in lock_path, one directory for the whole host, so every "
+             "worker of the host excludes the others. Workers on several hosts need a "
+             "shared backend: redis://host:6379, etcd3+http://host:2379, "
+             "zookeeper://host:2181; a worker with a shared [database] connection and "
+             "file:// locks refuses to start.",
         secret=True,
+    ),
+    cfg.StrOpt(
+        "lock_path",
+        default="/var/lib/manila-protector/locks",
+        help="The host-wide directory of the default file:// lock backend. Every worker "
+             "of one host must name the same directory (it is not under state_path for "
+             "that reason).",
     ),
     cfg.FloatOpt(
         "lock_wait",

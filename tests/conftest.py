@@ -1,8 +1,10 @@
-"""Fixtures shared by every test tier."""
+"""Fixtures shared by every test tier: the ones in ``support.fixtures`` and this one."""
 
 from __future__ import annotations
 
 import pytest
+
+pytest_plugins = ["support.fixtures"]
 
 
 @pytest.fixture(autouse=True, scope="session")

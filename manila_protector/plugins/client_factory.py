@@ -138,6 +138,11 @@ class ClientFactory:
         return self._session_loader(auth, connections)
 
     @property
+    def has_service_credentials(self) -> bool:
+        """Whether ``[manila]`` holds the service's own credentials (for :meth:`for_service`)."""
+        return self._service_auth is not None
+
+    @property
     def sends_service_tokens(self) -> bool:
         """Whether every request carries an ``X-Service-Token`` (``[service_user]``)."""
         return self._service_user is not None

@@ -15,6 +15,26 @@ from manila_protector.plugins import statuses
 
 #: Metadata key (snapshot and share) holding the tag of the job that made it.
 KEY = "manila_protector_job"
+#: Share metadata key recording that a job is about to revert the share (``<tag>``)
+#: or that Manila accepted its revert (``<tag> sent``): a revert is sent at most once.
+REVERT_KEY = "manila_protector_revert"
+_SENT = " sent"
+
+
+def revert_intent(tag: str, *, sent: bool) -> dict[str, str]:
+    """The share metadata recording job ``tag``'s revert (about to be sent, or sent)."""
+    return {REVERT_KEY: tag + (_SENT if sent else "")}
+
+
+def revert_state(share: Resource, tag: str) -> str | None:
+    """What the share says of job ``tag``'s revert: None (nothing), ``"intended"``
+    (it was about to be sent), or ``"sent"`` (Manila accepted it)."""
+    value = (share.get("metadata") or {}).get(REVERT_KEY)
+    if value == tag:
+        return "intended"
+    if value == tag + _SENT:
+        return "sent"
+    return None
 
 _MARKER_PREFIX = "[" + KEY + "="
 _MARKER_SUFFIX = "]"

@@ -194,6 +194,15 @@ class ManilaClient:
         with translate_errors(f"delete share {share_id}"):
             self._client.shares.delete(share_id)
 
+    def set_share_metadata(self, share_id: str, metadata: dict[str, str]) -> None:
+        """Add or replace these metadata items of a share (the others stay)."""
+        with translate_errors(f"set metadata of share {share_id}"):
+            self._client.shares.set_metadata(share_id, metadata)
+
+    def delete_share_metadata(self, share_id: str, key: str) -> None:
+        with translate_errors(f"delete metadata {key} of share {share_id}"):
+            self._client.shares.delete_metadata(share_id, [key])
+
     def revert_share(self, share_id: str, snapshot_id: str) -> None:
         with translate_errors(f"revert share {share_id} to snapshot {snapshot_id}"):
             self._client.shares.revert_to_snapshot(share_id, snapshot_id)

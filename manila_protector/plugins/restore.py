@@ -3,8 +3,16 @@
 A new share is tagged with the job's tag (share metadata), so a repeated or
 resumed restore adopts the share it made instead of making a second; a new
 share that fails (it ends in ``error``, its rules cannot be applied, the
-deadline passes) is deleted.  A revert is sent once: sent again, it would also
-undo whatever was written since the first one completed.
+deadline passes) is deleted.
+
+A revert is sent **at most once**: sent again, it would also undo whatever was
+written since the first one completed.  Under the share's lock the job first
+records its intent in the share's metadata (``job_tags.REVERT_KEY``), then sends
+the revert, then marks it sent.  A resumed or resent job that finds its intent
+never sends the revert again: marked sent, it waits for the outcome (a slow
+revert resumed ends ``succeeded`` when it completes); not marked, Manila may or
+may not have taken the request (the job stopped between the two), and the job
+fails naming the share instead of guessing.
 """
 
 from __future__ import annotations
@@ -56,6 +64,10 @@ class Restore(delivery_mod.Operation):
             )
         deadline = self._delivery.deadline(self._timeout)
         snapshot = self._delivery.saved_snapshot(saved, caller, deadline)
+        if options.target_share_id and job_tag:
+            resumed = self._resumed_revert(saved, job_tag, deadline)
+            if resumed is not None:
+                return resumed
         if snapshot["status"] != statuses.SNAPSHOT_AVAILABLE:
             raise exception.InvalidStatus(
                 f"snapshot {saved.snapshot_id} is {snapshot['status']!r}; a restore needs it "
@@ -63,12 +75,36 @@ class Restore(delivery_mod.Operation):
                 details={"snapshot_id": saved.snapshot_id, "status": snapshot["status"]},
             )
         if options.target_share_id:
-            return self._revert(saved, deadline)
+            return self._revert(saved, job_tag, deadline)
         return self._new_share(saved, options, job_tag, deadline)
 
     # -- revert in place ------------------------------------------------------------------
 
-    def _revert(self, saved: values.SavedInfo,
+    def _resumed_revert(self, saved: values.SavedInfo, job_tag: str,
+                        deadline: waiting.Deadline) -> values.RestoreResult | None:
+        """The outcome of this job's revert where an earlier run of it got to send it.
+
+        :returns: None where the share shows no revert of this job (send it now).
+        :raises exception.OperationFailed: an earlier run stopped between the intent and
+            the mark -- whether Manila took the revert cannot be told.
+        """
+        share = self._delivery.read(lambda: self._manila.get_share(saved.share_id), deadline,
+                                    f"reading share {saved.share_id}")
+        state = job_tags.revert_state(share, job_tag)
+        if state == "sent":
+            LOG.info("share %s: job %s's revert was sent before; waiting for its outcome",
+                     saved.share_id, job_tag)
+            return self._reverted(saved, deadline)
+        if state == "intended":
+            raise exception.OperationFailed(
+                f"job {job_tag} stopped between asking Manila to revert share "
+                f"{saved.share_id} to snapshot {saved.snapshot_id} and recording that Manila "
+                "took the request: whether the revert happened cannot be told, and a revert "
+                "is never sent twice; check the share (a new job may revert it)",
+                details={"share_id": saved.share_id, "revert": "unknown"})
+        return None
+
+    def _revert(self, saved: values.SavedInfo, job_tag: str | None,
                 deadline: waiting.Deadline) -> values.RestoreResult:
         delivery = self._delivery
         latest = max(
@@ -96,10 +132,48 @@ class Restore(delivery_mod.Operation):
                 "until they are fixed",
                 details={"share_id": saved.share_id, "access_rules_status": rules},
             )
-        # Not resent after a lost answer: a second revert would also undo whatever was
-        # written since the first one completed.
-        delivery.mutate(f"revert of share {saved.share_id}",
-                        lambda: self._manila.revert_share(saved.share_id, saved.snapshot_id))
+        self._send_revert(saved, job_tag)
+        return self._reverted(saved, deadline)
+
+    def _send_revert(self, saved: values.SavedInfo, job_tag: str | None) -> None:
+        """Record the intent, send the revert (once: not even after a lost answer), mark it."""
+        delivery = self._delivery
+        share_id = saved.share_id
+        if job_tag:
+            delivery.mutate(f"recording the revert of share {share_id}",
+                            lambda: self._manila.set_share_metadata(
+                                share_id, job_tags.revert_intent(job_tag, sent=False)))
+        try:
+            delivery.mutate(f"revert of share {share_id}",
+                            lambda: self._manila.revert_share(share_id, saved.snapshot_id))
+        except exception.ProtectorError as exc:
+            if job_tag and not delivery_mod.answer_lost(exc):
+                # Refused (or never sent): nothing happened, and the job may be run again.
+                self._forget_intent(share_id)
+            raise
+        if job_tag:
+            try:
+                delivery.mutate(f"recording that share {share_id}'s revert was sent",
+                                lambda: self._manila.set_share_metadata(
+                                    share_id, job_tags.revert_intent(job_tag, sent=True)))
+            except exception.ProtectorError as exc:
+                # The revert was taken; only a resumed run would miss the mark (and then
+                # refuse to guess).
+                LOG.warning("share %s: the revert was sent but could not be marked (%s)",
+                            share_id, exc)
+
+    def _forget_intent(self, share_id: str) -> None:
+        try:
+            self._delivery.mutate(f"forgetting the revert of share {share_id}",
+                                  lambda: self._manila.delete_share_metadata(
+                                      share_id, job_tags.REVERT_KEY))
+        except exception.ProtectorError as exc:
+            LOG.warning("share %s: could not remove the revert's intent (%s)", share_id, exc)
+
+    def _reverted(self, saved: values.SavedInfo,
+                  deadline: waiting.Deadline) -> values.RestoreResult:
+        """Wait for the revert to end; the share as it ends."""
+        delivery = self._delivery
         polled = delivery.share_status(saved.share_id)
         status = delivery.wait(polled, statuses.REVERT_DONE, deadline,
                                f"share {saved.share_id} reverting to {saved.snapshot_id}",

@@ -15,6 +15,7 @@ from manila_protector.plugins import delivery as delivery_mod
 from manila_protector.plugins import manila_client
 from manila_protector.plugins import protect as protect_mod
 from manila_protector.plugins import restore as restore_mod
+from manila_protector.plugins import sweep as sweep_mod
 from manila_protector.plugins import values
 from manila_protector.plugins import verify as verify_mod
 from manila_protector.plugins import waiting
@@ -52,3 +53,5 @@ class ShareProtector:
         self.delete = delete_mod.Delete(delivery, timeouts.delete)
         #: verify(saved, *, caller=None) -> VerifyResult
         self.verify = verify_mod.Verify(delivery, timeouts.verify)
+        #: sweep(kind, resource_id, job_tag) -> bool: delete what a failed job left
+        self.sweep = sweep_mod.Sweep(delivery, timeouts.cleanup)

@@ -105,7 +105,7 @@ def _translate(method: str, topic: str) -> typing.Iterator[None]:
 
 
 class ProtectorAPI:
-    """Client for ``manila_protector`` RPC API 1.0.
+    """Client for ``manila_protector`` RPC API 1.1 (a method of 1.0 is sent as 1.0).
 
     :param transport: an oslo.messaging RPC transport (see :func:`get_transport`).
     :param topic: the workers' topic.
@@ -125,7 +125,8 @@ class ProtectorAPI:
                  exchange: str = DEFAULT_EXCHANGE, timeout: float = DEFAULT_TIMEOUT,
                  job_timeout: float = DEFAULT_JOB_TIMEOUT) -> None:
         target = oslo_messaging.Target(exchange=exchange, topic=topic,
-                                       namespace=contract.NAMESPACE, version=contract.VERSION)
+                                       namespace=contract.NAMESPACE,
+                                       version=contract.BASE_VERSION)
         self._client = oslo_messaging.get_rpc_client(
             transport, target, serializer=rpc_context.RequestContextSerializer(),
             timeout=timeout)
@@ -178,10 +179,26 @@ class ProtectorAPI:
 
     def get_job(self, ctxt: typing.Any, job_id: str, *, server: str | None = None
                 ) -> dict[str, typing.Any]:
-        """A job's record (jobs live in the journal of the worker that took them:
-        pass ``server`` -- the record's ``host`` -- to ask that worker)."""
+        """A job's record; any worker answers (the job store is shared).
+
+        :param server: ask that worker only (e.g. a record's ``host``).
+        """
         cctxt = self._client.prepare(server=server) if server else self._client
         return self._call(cctxt, ctxt, "get_job", job_id=job_id)
+
+    def list_jobs(self, ctxt: typing.Any, *, filters: dict[str, typing.Any] | None = None,
+                  limit: int | None = None, marker: str | None = None
+                  ) -> list[dict[str, typing.Any]]:
+        """(API 1.1) Jobs of the caller's project (every project's for an admin), newest
+        first; at most ``limit`` (default 100, at most 1000); the next page starts after
+        ``marker`` (the last ``job_id`` of this one).
+
+        :param filters: any of ``status``, ``operation``, ``share_id``, ``since``
+            (ISO 8601).
+        """
+        cctxt = self._client.prepare(version=contract.METHOD_VERSIONS["list_jobs"])
+        return self._call(cctxt, ctxt, "list_jobs", filters=filters, limit=limit,
+                          marker=marker)
 
     def list_resources(self, ctxt: typing.Any) -> list[dict[str, typing.Any]]:
         """The caller's protectable shares."""

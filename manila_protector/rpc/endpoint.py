@@ -1,4 +1,4 @@
-"""The RPC endpoint (version 1.0): hands each request to the runner and returns its record.
+"""The RPC endpoint (version 1.1): hands each request to the runner and returns its record.
 
 No logic lives here.  Every method may be used with ``call`` (the reply is the
 job record; with ``wait=True`` -- what :class:`~manila_protector.rpc.api.ProtectorAPI`
@@ -63,6 +63,9 @@ class Runner(typing.Protocol):
 
     def get_job(self, ctxt: typing.Any, job_id: typing.Any) -> jobs.JobRecord: ...
 
+    def list_jobs(self, ctxt: typing.Any, filters: typing.Any, limit: typing.Any,
+                  marker: typing.Any) -> list[jobs.JobRecord]: ...
+
     def list_resources(self, ctxt: typing.Any) -> list[dict[str, typing.Any]]: ...
 
     def show_resource(self, ctxt: typing.Any, share_id: typing.Any) -> dict[str, typing.Any]: ...
@@ -79,7 +82,7 @@ def _check_wait(wait: typing.Any) -> bool:
 
 
 class ProtectorEndpoint:
-    """``manila_protector`` RPC API 1.0."""
+    """``manila_protector`` RPC API 1.1 (1.0 plus ``list_jobs``)."""
 
     target = oslo_messaging.Target(namespace=contract.NAMESPACE, version=contract.VERSION)
 
@@ -136,6 +139,16 @@ class ProtectorEndpoint:
                 **unexpected: typing.Any) -> dict[str, typing.Any]:
         jobs.refuse_unexpected(unexpected)
         return self._runner.get_job(ctxt, job_id).to_dict()
+
+    @oslo_messaging.expose
+    @_expected
+    def list_jobs(self, ctxt: typing.Any, /, filters: typing.Any = None,
+                  limit: typing.Any = None, marker: typing.Any = None,
+                  **unexpected: typing.Any) -> list[dict[str, typing.Any]]:
+        """(1.1) Jobs of the caller's project (every project's for an admin), newest first."""
+        jobs.refuse_unexpected(unexpected)
+        return [record.to_dict()
+                for record in self._runner.list_jobs(ctxt, filters, limit, marker)]
 
     @oslo_messaging.expose
     @_expected

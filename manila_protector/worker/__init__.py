@@ -1,1 +1,1 @@
-"""The protection worker: jobs, the journal, per-share locks, the runner and the service."""
+"""The protection worker: the job store, share locks, the runner, housekeeping, the service."""

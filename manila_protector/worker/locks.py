@@ -1,9 +1,12 @@
-"""Per-share exclusive locks for protection jobs, on a tooz coordinator.
+"""Per-share exclusive locks for protection jobs, and the workers' membership, on tooz.
 
 No Manila share may be touched by two jobs at once, whichever worker process
 or host runs them.  :class:`ShareLocks` gives each share one exclusive lock on
 a tooz backend (``file://`` for a single host, ``redis://`` and the other
-distributed drivers for several hosts).
+distributed drivers for several hosts).  On the same coordinator each worker
+is a member of its topic's group (kept alive by the coordinator's heartbeat),
+so the fleet sees which workers are alive (:meth:`ShareLocks.join`,
+:meth:`ShareLocks.members`).
 
 This is the only module of the project that imports tooz, and
 :meth:`ShareLocks._translate` the one place its errors are translated: every
@@ -26,7 +29,6 @@ import collections.abc
 import contextlib
 import hashlib
 import logging
-import os
 import re
 import threading
 import time
@@ -59,7 +61,7 @@ class HeldLock:
 
     A long job calls :meth:`ensure` before each mutating step: with TTL-based
     backends (redis, etcd, memcached) a lock whose heartbeats failed may have
-    expired and been taken by another worker.
+    expired and been taken by another worker, and a lock found lost stops the job.
     """
 
     def __init__(self, locks: ShareLocks, share_id: str, name: bytes,
@@ -108,39 +110,27 @@ class HeldLock:
         """Prove that the lock is still ours before ``what`` (a mutating request).
 
         A lock found lost -- expired after failed heartbeats, or forgotten by a
-        Redis that restarted without persistence -- is taken back when it is
-        free (waiting up to ``lock_wait`` for another holder to finish), so the
-        job goes on only while it holds the lock again.  The protection core
+        Redis that restarted without persistence -- is not taken back: another job
+        may have held the share meanwhile, and mutual exclusion would be a claim
+        nobody checked.  The job stops before the request instead (retryable; what
+        it made is cleaned up and the job can be sent again).  The protection core
         calls this before every request that changes the share.
 
-        :raises LockUnavailable: the lock is lost and could not be taken back.
+        :raises LockUnavailable: the lock is not provably ours (``details.lost``).
         """
         if self.still_owned():
             return
         locks = self._locks
-        details = {"share_id": self._share_id, "backend": locks.backend}
         if self._released:
             raise exception.LockUnavailable(
                 f"the lock of share {self._share_id} was released; refusing {what}",
-                details=details)
-        LOG.warning("Lost the lock of share %s on %s; taking it back before %s",
+                details={"share_id": self._share_id, "backend": locks.backend})
+        LOG.warning("Lost the lock of share %s on %s before %s; stopping the job",
                     self._share_id, locks.backend, what)
-
-        def release_late(acquired: bool) -> None:
-            if acquired:
-                self._lock.release()
-
-        with locks._translate(f"could not give back the lost lock (refusing {what})",
-                              self._share_id):
-            acquired = locks._call(
-                lambda: self._lock.acquire(blocking=locks.lock_wait),
-                locks.lock_wait + locks.backend_timeout, what="reacquire",
-                on_late_result=release_late)
-        if not acquired:
-            raise exception.LockUnavailable(
-                f"lost the lock of share {self._share_id} and another job holds it now; "
-                f"refusing {what}", details=details)
-        LOG.warning("Took the lock of share %s back on %s", self._share_id, locks.backend)
+        raise exception.LockUnavailable(
+            f"lost the lock of share {self._share_id} on {locks.backend} (it expired, or the "
+            f"backend forgot it); refusing {what}: another job may have held the share",
+            details={"share_id": self._share_id, "backend": locks.backend, "lost": True})
 
     def _release(self) -> None:
         """Release the lock; never raises (it runs while a job's error may be propagating)."""
@@ -187,7 +177,7 @@ class ShareLocks:
     ``socket_connect_timeout`` of ``min(5, backend_timeout)`` seconds.  The URL's
     userinfo and password options never appear in logs or exceptions.
 
-    :param backend_url: tooz backend URL, e.g. :meth:`default_backend_url`.
+    :param backend_url: tooz backend URL (``file:///var/lib/manila-protector/locks``...).
     :param member_id: this worker's id on the backend (unique per process).
     :param lock_wait: seconds :meth:`hold` waits for a busy share (0: no wait).
     :param backend_timeout: seconds any single backend call may take beyond
@@ -283,6 +273,49 @@ class ShareLocks:
                            what="start", on_late_result=late_start)
             self._coordinator = coord
         LOG.info("Share locks started on %s", self._backend)
+
+    def _started(self) -> coordination.CoordinationDriver:
+        coord = self._coordinator
+        if coord is None:
+            raise exception.LockUnavailable(f"share locks on {self._backend} are not started",
+                                            details={"backend": self._backend})
+        return coord
+
+    def join(self, group: str, capabilities: dict[str, typing.Any]) -> None:
+        """Be a member of ``group`` with ``capabilities`` while this coordinator beats.
+
+        Joining again (a restart within the backend's membership timeout) is fine.
+
+        :raises LockUnavailable: the backend failed or did not answer in time.
+        """
+        coord = self._started()
+
+        def join() -> None:
+            try:
+                coord.join_group_create(group.encode("utf-8"), capabilities)
+            except coordination.MemberAlreadyExist:
+                coord.update_capabilities(group.encode("utf-8"), capabilities).get()
+
+        with self._translate(f"could not join group {group}"):
+            self._call(join, self.backend_timeout, what="join")
+
+    def members(self, group: str) -> dict[str, dict[str, typing.Any]]:
+        """The live members of ``group`` and their capabilities (empty: no group yet).
+
+        :raises LockUnavailable: the backend failed or did not answer in time.
+        """
+        coord = self._started()
+
+        def read() -> dict[bytes, typing.Any]:
+            try:
+                return coord.get_members_with_capabilities(group.encode("utf-8")).get()
+            except coordination.GroupNotCreated:
+                return {}
+
+        with self._translate(f"could not read group {group}"):
+            found = self._call(read, self.backend_timeout, what="members")
+        return {member.decode("utf-8", "replace"): dict(capabilities or {})
+                for member, capabilities in found.items()}
 
     def stop(self) -> None:
         """Disconnect from the backend; best effort, returns within ``backend_timeout``.
@@ -388,19 +421,3 @@ class ShareLocks:
         # The "." in "sha256." cannot occur in a plain id, so the two forms never collide.
         digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
         return LOCK_NAME_PREFIX + b"sha256." + digest.encode("ascii")
-
-    @staticmethod
-    def default_backend_url(state_path: str) -> str:
-        """The single-host backend: ``file://<state_path>/locks``, directory created.
-
-        :param state_path: the worker's state directory (made absolute).
-        :returns: the ``file://`` URL.
-        :raises ValueError: if the path contains ``?`` or ``#`` (a URL cannot
-            carry them, tooz does not unquote the path).
-        :raises OSError: if the directory cannot be created.
-        """
-        path = os.path.join(os.path.abspath(state_path), "locks")
-        if "?" in path or "#" in path:
-            raise ValueError(f"lock directory {path!r} cannot be written as a file:// URL")
-        os.makedirs(path, exist_ok=True)
-        return "file://" + path

@@ -1,17 +1,24 @@
-"""The job runner: validate -> journal -> lock -> run -> notify.
+"""The job runner: validate -> store -> lock -> run -> notify, for the whole fleet.
 
-Every job is validated (envelope and schemas) before anything happens, recorded
-in the journal before it runs, run under its share's lock by the plugin core,
-and announced with exactly one terminal notification.  Expected failures are
-classified here, once, as data (a job record); they are not logged as
-tracebacks.
+Every job is validated (envelope, schemas, caller) before anything happens,
+recorded in the shared job store before the caller is answered, run by the one
+worker that owns it under its share's lock, and announced with exactly one
+terminal notification -- recorded as sent only once the broker confirmed it,
+and sent again (at the next housekeeping, or by whoever adopts the job) until
+then.  Expected failures are classified here, once, as data (a job record);
+they are not logged as tracebacks.
+
+A request for a job another worker owns is answered from the store and never
+run here.  Beyond ``max_queued_jobs`` waiting here, new jobs are refused
+(``worker_busy``, retryable) before they are recorded; beyond
+``max_waiting_calls`` callers waiting for their job's end, a call gets the
+accepted record at once, so that ``get_job`` and ``list_jobs`` always find a
+thread to answer them.
 """
 
 from __future__ import annotations
 
-import datetime
 import logging
-import queue
 import threading
 import typing
 
@@ -20,54 +27,23 @@ from manila_protector import identity
 from manila_protector import jobs
 from manila_protector.plugins import resources
 from manila_protector.plugins import runtime as plugin_runtime
-from manila_protector.plugins import schemas
-from manila_protector.plugins import values
-from manila_protector.worker import journal as journal_mod
+from manila_protector.worker import execution
+from manila_protector.worker import pool as pool_mod
+from manila_protector.worker.store import api as store_api
 
 LOG = logging.getLogger(__name__)
 
+#: Seconds between two reads of the store by a caller waiting for another worker's job.
+FOREIGN_POLL_INTERVAL = 0.5
+
 
 class Notifier(typing.Protocol):
-    """Where the runner announces jobs (the RPC layer's ``JobNotifier``)."""
+    """Where the runner announces jobs (``rpc.notifier.JobNotifier``); raises
+    ``NotificationFailed`` unless the broker took the notification."""
 
     def start(self, record: jobs.JobRecord) -> None: ...
 
     def finished(self, record: jobs.JobRecord) -> None: ...
-
-
-class ShareLocks(typing.Protocol):
-    """The per-share lock (``worker.locks.ShareLocks``)."""
-
-    def hold(self, share_id: str) -> typing.ContextManager[HeldLock]: ...
-
-
-class HeldLock(typing.Protocol):
-    """A held share lock (``worker.locks.HeldLock``)."""
-
-    def ensure(self, what: str) -> None: ...
-
-
-class _Contents(typing.NamedTuple):
-    """A request's parameters and saved info, validated and parsed."""
-
-    options: values.ProtectOptions | values.RestoreOptions | None
-    saved: values.SavedInfo | None
-
-
-def _parse_contents(request: jobs.JobRequest) -> _Contents:
-    """Validate parameters and saved info against the plugin's schemas.
-
-    :raises exception.InvalidRequest: naming the field and rule.
-    """
-    if request.operation == jobs.PROTECT:
-        return _Contents(values.ProtectOptions.from_parameters(request.parameters),
-                         None)
-    saved = values.SavedInfo.from_dict(request.saved_info)
-    if request.operation == jobs.RESTORE:
-        return _Contents(values.RestoreOptions.from_parameters(request.parameters),
-                         saved)
-    schemas.validate(schemas.VERIFY_SCHEMA, request.parameters, "parameters")
-    return _Contents(None, saved)
 
 
 class _Done(threading.Event):
@@ -76,71 +52,17 @@ class _Done(threading.Event):
     record: jobs.JobRecord | None = None
 
 
-class _Pool:
-    """A fixed number of daemon threads taking jobs from a queue.
-
-    Daemon threads, so that a worker told to stop can exit while a job still
-    runs: the journal keeps that job and the next start resumes it.
-    """
-
-    def __init__(self, size: int, target: typing.Callable[[str], None]) -> None:
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._target = target
-        self._threads = [threading.Thread(target=self._loop, name=f"job-{i}", daemon=True)
-                         for i in range(size)]
-        self._busy = 0
-        self._idle = threading.Condition()
-
-    def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
-
-    def put(self, job_id: str) -> None:
-        self._queue.put(job_id)
-
-    def _loop(self) -> None:
-        while True:
-            job_id = self._queue.get()
-            if job_id is None:
-                return
-            with self._idle:
-                self._busy += 1
-            try:
-                self._target(job_id)
-            except Exception:  # noqa: BLE001 - one job's failure must not cost a worker thread
-                LOG.exception("job %s: the runner failed; the job stays in the journal and "
-                              "resumes at the next start", job_id)
-            finally:
-                with self._idle:
-                    self._busy -= 1
-                    self._idle.notify_all()
-
-    def stop(self, timeout: float) -> int:
-        """Take no more work; wait up to ``timeout`` for running jobs.
-
-        :returns: the number of jobs still running.
-        """
-        while True:  # drop queued jobs: they stay 'accepted' in the journal
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
-        for _ in self._threads:
-            self._queue.put(None)
-        with self._idle:
-            self._idle.wait_for(lambda: self._busy == 0, timeout=timeout)
-            return self._busy
-
-
 class JobRunner:
     """Runs protect / restore / delete / verify jobs for RPC callers.
 
-    :param journal: the durable job journal.
+    :param store: the shared job store.
     :param locks: the per-share locks.
     :param notifier: announces ``.start`` and the terminal notification.
     :param runtime: the plugin runtime (Manila clients, the plugin core).
-    :param host: this worker's name (in job records).
+    :param host: this worker's name: the owner of the jobs it takes, in their records.
     :param max_concurrent_jobs: jobs running at once (on different shares).
+    :param max_queued_jobs: jobs waiting here for a thread before new ones are refused.
+    :param max_waiting_calls: callers waiting for their job's end at once.
     :param max_request_bytes: the largest accepted request.
     :param identify: the caller of a request context (:class:`identity.Caller`):
         validated with Keystone where configured, else read strictly from the
@@ -150,55 +72,62 @@ class JobRunner:
     def __init__(
         self,
         *,
-        journal: journal_mod.Journal,
-        locks: ShareLocks,
+        store: store_api.JobStore,
+        locks: execution.ShareLocks,
         notifier: Notifier,
         runtime: plugin_runtime.PluginRuntime,
         host: str,
         max_concurrent_jobs: int,
         max_request_bytes: int,
         identify: typing.Callable[[typing.Any], identity.Caller],
+        max_queued_jobs: int = 10000,
+        max_waiting_calls: int = 32,
     ) -> None:
-        self._journal = journal
-        self._locks = locks
+        self._store = store
         self._notifier = notifier
+        self._executor = execution.Executor(runtime, locks)
         self._runtime = runtime
         self.host = host
         self._max_request_bytes = max_request_bytes
         self._identify = identify
-        self._pool = _Pool(max_concurrent_jobs, self._run)
+        self._pool = pool_mod.Pool(max_concurrent_jobs, self._run, max_queued=max_queued_jobs)
         self._done: dict[str, _Done] = {}
-        # Contents parsed when a job was accepted, for its run (a resumed job parses again).
-        self._contents: dict[str, _Contents] = {}
         self._done_lock = threading.Lock()
         self._stopping = threading.Event()
+        self._waiting = threading.BoundedSemaphore(max_waiting_calls)
 
     # -- lifecycle --------------------------------------------------------------------
 
     def start(self) -> int:
-        """Send the notifications a crash left unsent and resume unfinished jobs.
+        """Send the notifications a crash left unsent and resume this worker's jobs.
 
         :returns: the number of jobs resumed.
         """
-        for record in self._journal.unnotified():
-            LOG.info("job %s (share %s): sending the %s notification a restart left unsent",
-                     record.job_id, record.share_id, record.status)
-            self._announce_finished(record)
-        resumed = self._journal.unfinished()
+        self.resend_notifications()
+        resumed = self._store.unfinished(self.host)
         for job_id in resumed:
-            if not self._journal.start_notified(job_id):
-                record = self._journal.get(job_id)
-                self._notifier.start(record)
-                self._journal.mark_notified(job_id, terminal=False)
             LOG.info("job %s: resuming after a restart", job_id)
             self._schedule(job_id)
         self._pool.start()
         return len(resumed)
 
+    def adopt(self, dead_owner: str) -> int:
+        """Take over the jobs of a worker gone for good, and resume them here.
+
+        :returns: the number of unfinished jobs adopted.
+        """
+        adopted = self._store.adopt(dead_owner, self.host)
+        for job_id in adopted:
+            LOG.info("job %s: adopted from worker %s, resuming", job_id, dead_owner)
+            self._schedule(job_id)
+        self.resend_notifications()
+        return len(adopted)
+
     def stop(self, timeout: float) -> int:
         """Take no new jobs; let running ones finish for up to ``timeout`` seconds.
 
-        :returns: jobs still running (they stay in the journal and resume at the next start).
+        :returns: jobs still running (they stay in the store: this worker resumes them
+            at its next start, or another adopts them).
         """
         with self._done_lock:
             self._stopping.set()
@@ -209,11 +138,27 @@ class JobRunner:
             for event in self._done.values():
                 event.set()
         if still_running:
-            LOG.warning("%d job(s) still running at shutdown; they resume at the next start",
+            LOG.warning("%d job(s) still running at shutdown; they resume later",
                         still_running)
         return still_running
 
+    @property
+    def load(self) -> dict[str, int]:
+        """Jobs running and queued here (for logs, ping and metrics)."""
+        return {"running": self._pool.running, "queued": self._pool.queued}
+
     # -- jobs ---------------------------------------------------------------------------
+
+    def _caller(self, ctxt: typing.Any) -> identity.Caller:
+        """The caller of a request; every request must carry a token.
+
+        :raises exception.InvalidRequest: the context is malformed.
+        :raises exception.NotAuthorized: no token (or, with Keystone, a bad one).
+        """
+        caller = self._identify(ctxt)
+        if not caller.auth_token:
+            raise exception.NotAuthorized("the request carries no token")
+        return caller
 
     def submit(
         self,
@@ -226,7 +171,7 @@ class JobRunner:
         saved_info: typing.Any = None,
         unexpected: dict[str, typing.Any] | None = None,
     ) -> jobs.JobRecord:
-        """Accept a job (or return the existing job with this ``job_id``).
+        """Accept a job (or return the existing job with this ``job_id``, whoever owns it).
 
         Bad input is refused with a typed error before anything is recorded or
         any Manila call is made; an ``.error`` notification announces it too,
@@ -240,119 +185,166 @@ class JobRunner:
             request = jobs.JobRequest.build(
                 job_id=job_id, operation=operation, share_id=share_id, parameters=parameters,
                 saved_info=saved_info, max_bytes=self._max_request_bytes)
-            contents = _parse_contents(request)
+            execution.parse_contents(request)
             caller = self._caller(ctxt)
-            try:
-                record, created = self._journal.accept(
-                    request, project_id=caller.project_id, context=caller.to_dict(),
-                    auth_token=caller.auth_token, host=self.host,
-                    request_id=caller.request_id)
-            except exception.JobConflict:
-                # The conflict names the existing job's operation and share: tell them
-                # only to its own project (or an admin), as get_job does.
-                if not caller.sees(self._journal.get(request.job_id).project_id):
-                    raise exception.NotFound(f"job {request.job_id} not found",
-                                             details={"job_id": request.job_id}) from None
-                raise
+            record, created = self._accept(request, caller)
         except exception.ProtectorError as exc:
             LOG.info("refused %s request for job %s: %s", jobs.shown(operation, 32),
                      jobs.shown(job_id), exc)
-            self._notifier.finished(jobs.JobRecord.rejected(
+            self._announce(jobs.JobRecord.rejected(
                 job_id=job_id, operation=operation, share_id=share_id,
                 project_id=caller.project_id if caller else None, error=exc, host=self.host,
-                request_id=caller.request_id if caller else None))
+                request_id=caller.request_id if caller else None), record_sent=False)
             raise
         if not created:
             if not caller.sees(record.project_id):
                 raise exception.NotFound(f"job {record.job_id} not found")
-            LOG.info("job %s (share %s): repeated request, job is %s", record.job_id,
-                     record.share_id, record.status)
+            LOG.info("job %s (share %s): repeated request, job is %s on %s", record.job_id,
+                     record.share_id, record.status, record.host)
             return record
         LOG.info("job %s (share %s): %s accepted", record.job_id, record.share_id,
                  record.operation)
-        # Journal.begin records that .start was sent; a crash before the job begins
-        # sends it once more at the next start.
-        self._notifier.start(record)
-        self._schedule(record.job_id, contents)
+        self._announce_start(record)
+        self._schedule(record.job_id)
         return record
 
-    def _caller(self, ctxt: typing.Any) -> identity.Caller:
-        """The caller of a request; every request must carry a token.
-
-        :raises exception.InvalidRequest: the context is malformed.
-        :raises exception.NotAuthorized: no token (or, with Keystone, a bad one).
-        """
-        caller = self._identify(ctxt)
-        if not caller.auth_token:
-            raise exception.NotAuthorized("the request carries no token")
-        return caller
+    def _accept(self, request: jobs.JobRequest,
+                caller: identity.Caller) -> tuple[jobs.JobRecord, bool]:
+        if not self._pool.has_room():
+            # A resend of a job the store has is answered below whatever the load.
+            try:
+                return self._store.get(request.job_id), False
+            except exception.NotFound:
+                pass
+            raise exception.WorkerBusy(
+                f"worker {self.host} has {self._pool.queued} jobs waiting; send the job "
+                "again later (the same job_id is safe)", details={"host": self.host})
+        try:
+            return self._store.accept(
+                request, owner=self.host, project_id=caller.project_id,
+                context=caller.to_dict(), auth_token=caller.auth_token, host=self.host,
+                request_id=caller.request_id)
+        except exception.JobConflict:
+            # The conflict names the existing job's operation and share: tell them
+            # only to its own project (or an admin), as get_job does.
+            if not caller.sees(self._store.get(request.job_id).project_id):
+                raise exception.NotFound(f"job {request.job_id} not found",
+                                         details={"job_id": request.job_id}) from None
+            raise
 
     def wait(self, job_id: str, timeout: float | None = None) -> jobs.JobRecord:
         """Block until the job finishes (or ``timeout`` passes, or the worker stops).
 
+        A job of this worker is waited for here; another worker's is read from the
+        store until it finishes.  Beyond ``max_waiting_calls`` callers at once, the
+        record is returned as it is now.
+
         :returns: the job's record at that moment.
         """
-        with self._done_lock:
-            event = self._done.get(job_id)
-        if (event is not None and not self._stopping.is_set() and event.wait(timeout)
-                and event.record is not None):
-            return event.record
-        return self._journal.get(job_id)
+        if not self._waiting.acquire(blocking=False):
+            return self._store.get(job_id)
+        try:
+            with self._done_lock:
+                event = self._done.get(job_id)
+            if event is not None:
+                if not self._stopping.is_set() and event.wait(timeout) and event.record:
+                    return event.record
+                return self._store.get(job_id)
+            return self._wait_in_store(job_id, timeout)
+        finally:
+            self._waiting.release()
+
+    def _wait_in_store(self, job_id: str, timeout: float | None) -> jobs.JobRecord:
+        pause = threading.Event()
+        waited = 0.0
+        while True:
+            record = self._store.get(job_id)
+            if record.finished or self._stopping.is_set() or (
+                    timeout is not None and waited >= timeout):
+                return record
+            pause.wait(FOREIGN_POLL_INTERVAL)
+            waited += FOREIGN_POLL_INTERVAL
 
     def get_job(self, ctxt: typing.Any, job_id: typing.Any) -> jobs.JobRecord:
-        """A job's record, for its own project (or an admin).
+        """A job's record, from any worker, for its own project (or an admin).
 
         :raises exception.NotFound: unknown job, or another project's.
         """
+        job_id = jobs.parse_job_id(job_id)
         caller = self._caller(ctxt)
-        record = self._journal.get(jobs.parse_job_id(job_id))
+        record = self._store.get(job_id)
         if not caller.sees(record.project_id):
             raise exception.NotFound(f"job {record.job_id} not found")
         return record
 
-    def _schedule(self, job_id: str, contents: _Contents | None = None) -> None:
+    def list_jobs(self, ctxt: typing.Any, filters: typing.Any, limit: typing.Any,
+                  marker: typing.Any) -> list[jobs.JobRecord]:
+        """The caller's project's jobs (every project's for an admin), newest first, paged.
+
+        :raises exception.InvalidRequest: a filter, the limit or the marker is malformed.
+        :raises exception.NotFound: the marker is no job the caller can see.
+        """
+        parsed = jobs.ListFilters.build(filters, limit, marker)
+        caller = self._caller(ctxt)
+        return self._store.list_jobs(
+            project_id=None if caller.is_admin else caller.project_id,
+            status=parsed.status, operation=parsed.operation, share_id=parsed.share_id,
+            since=parsed.since, limit=parsed.limit, marker=parsed.marker)
+
+    def _schedule(self, job_id: str) -> None:
         with self._done_lock:
             if self._stopping.is_set():
-                # Consumed from the broker while shutting down: the journal has it and
-                # the next start runs it.
-                LOG.info("job %s: accepted during shutdown; it runs after the restart",
-                         job_id)
+                # Consumed from the broker while shutting down: the store has it; it
+                # runs after the restart (or on the worker that adopts it).
+                LOG.info("job %s: accepted during shutdown; it runs later", job_id)
                 return
             self._done.setdefault(job_id, _Done())
-            if contents is not None:
-                self._contents[job_id] = contents
-            self._pool.put(job_id)
+            # Accepted within the bound (submit checked), or resumed or adopted: a job
+            # this worker owns is never refused.
+            self._pool.put(job_id, force=True)
 
-    def _announce_finished(self, record: jobs.JobRecord) -> None:
-        self._notifier.finished(record)
-        self._journal.mark_notified(record.job_id, terminal=True)
+    # -- running ------------------------------------------------------------------------
 
     def _run(self, job_id: str) -> None:
-        with self._done_lock:
-            contents = self._contents.pop(job_id, None)
-        stored = self._journal.begin(job_id)
+        try:
+            stored = self._store.begin(job_id, self.host)
+        except exception.NotOwner:
+            LOG.warning("job %s: adopted by another worker while it waited here; leaving it",
+                        job_id)
+            self._release_waiters(job_id, self._store.get(job_id))
+            return
         if stored.record.finished:
             self._release_waiters(job_id, stored.record)
             return
+        if not self._store.start_notified(job_id):
+            self._announce_start(stored.record)
         request = stored.request
+        caller = identity.Caller.from_dict(stored.context, stored.auth_token)
         try:
-            result = self._execute(stored, contents or _parse_contents(request))
+            result = self._executor.run(request, caller, execution.parse_contents(request))
         except exception.ProtectorError as exc:
             LOG.warning("job %s (share %s): %s failed: %s [%s]", job_id, request.share_id,
                         request.operation, exc, exc.code)
-            record = self._journal.finish(job_id, error=exc.to_dict())
+            outcome: dict[str, typing.Any] = {"error": exc.to_dict()}
         except Exception as exc:  # noqa: BLE001 - a bug must fail the job, not the worker
             LOG.exception("job %s (share %s): unexpected error", job_id, request.share_id)
             error = exception.ProtectorError(f"internal error: {type(exc).__name__}")
-            record = self._journal.finish(job_id, error=error.to_dict())
+            outcome = {"error": error.to_dict()}
         else:
             LOG.info("job %s (share %s): %s succeeded", job_id, request.share_id,
                      request.operation)
-            record = self._journal.finish(job_id, result=result)
-        # The outcome is in the journal: a waiting caller may have it now, while the
-        # terminal notification goes out (the journal resends it after a crash).
+            outcome = {"result": result}
+        try:
+            record = self._store.finish(job_id, self.host, **outcome)
+        except exception.NotOwner:
+            LOG.warning("job %s: adopted by another worker while it ran here; its outcome "
+                        "is that worker's to record", job_id)
+            self._release_waiters(job_id, self._store.get(job_id))
+            return
+        # The outcome is in the store: a waiting caller may have it now, while the
+        # terminal notification goes out (sent again later if the broker refuses it).
         self._release_waiters(job_id, record)
-        self._announce_finished(record)
+        self._announce(record)
 
     def _release_waiters(self, job_id: str, record: jobs.JobRecord) -> None:
         """Hand a finished job's record to the callers waiting for it."""
@@ -362,39 +354,63 @@ class JobRunner:
             event.record = record
             event.set()
 
-    def _execute(self, stored: journal_mod.StoredJob,
-                 contents: _Contents) -> dict[str, typing.Any]:
-        request = stored.request
-        caller = identity.Caller.from_dict(stored.context, stored.auth_token)
-        factory = self._runtime.factory
-        token_left = None
-        if caller.expires_at is not None and not factory.sends_service_tokens:
-            token_left = (caller.expires_at
-                          - datetime.datetime.now(datetime.UTC)).total_seconds()
-            if token_left <= 0:
-                raise exception.TokenExpired(
-                    f"the caller's token expired at {caller.expires_at.isoformat()} before "
-                    "the job could run (send it again with a fresh token, or configure "
-                    "[service_user])", details={"expired_at": caller.expires_at.isoformat()})
-        manila = factory.for_caller(caller)
-        with self._locks.hold(request.share_id) as held:
-            # Every mutating request first proves that the share's lock is still ours.
-            protector = self._runtime.protector(manila, guard=held.ensure,
-                                                token_expires_in=token_left)
-            if request.operation == jobs.PROTECT:
-                return protector.protect(
-                    request.share_id, typing.cast(values.ProtectOptions,
-                                                  contents.options),
-                    job_tag=request.job_id, caller=caller).to_dict()
-            # Every operation but protect carries saved info.
-            saved = typing.cast(values.SavedInfo, contents.saved)
-            if request.operation == jobs.RESTORE:
-                return protector.restore(
-                    saved, typing.cast(values.RestoreOptions, contents.options),
-                    job_tag=request.job_id, caller=caller).to_dict()
-            if request.operation == jobs.DELETE:
-                return protector.delete(saved, caller=caller).to_dict()
-            return protector.verify(saved, caller=caller).to_dict()
+    def sweep_leftovers(self) -> int:
+        """Delete what failed jobs made and could not delete (see ``plugins/sweep.py``).
+
+        Needs ``[manila]`` service credentials: a finished job keeps no token.
+
+        :returns: how many leftovers are gone now.
+        """
+        if not self._runtime.factory.has_service_credentials:
+            return 0
+        gone = 0
+        for leftover in self._store.leftovers():
+            try:
+                done = self._executor.sweep(leftover.share_id, leftover.kind,
+                                            leftover.resource_id, leftover.job_id)
+            except exception.ProtectorError as exc:
+                LOG.info("job %s's leftover %s %s not swept yet: %s", leftover.job_id,
+                         leftover.kind, leftover.resource_id, exc)
+                continue
+            if done:
+                self._store.swept(leftover.job_id)
+                gone += 1
+        return gone
+
+    # -- notifications ----------------------------------------------------------------------
+
+    def _announce_start(self, record: jobs.JobRecord) -> None:
+        try:
+            self._notifier.start(record)
+        except exception.NotificationFailed as exc:
+            LOG.warning("job %s: .start not sent (%s); sent again when the job begins",
+                        record.job_id, exc)
+            return
+        self._store.mark_notified(record.job_id, terminal=False)
+
+    def _announce(self, record: jobs.JobRecord, *, record_sent: bool = True) -> bool:
+        """Send a terminal notification; record it as sent only once the broker took it."""
+        try:
+            self._notifier.finished(record)
+        except exception.NotificationFailed as exc:
+            LOG.warning("job %s: terminal notification not sent (%s)%s", record.job_id, exc,
+                        "; sent again later" if record_sent else "")
+            return False
+        if record_sent:
+            self._store.mark_notified(record.job_id, terminal=True)
+        return True
+
+    def resend_notifications(self) -> int:
+        """Send the terminal notifications of this worker's jobs not yet confirmed.
+
+        :returns: how many went out.
+        """
+        sent = 0
+        for record in self._store.unnotified(self.host):
+            LOG.info("job %s (share %s): sending its %s notification again", record.job_id,
+                     record.share_id, record.status)
+            sent += self._announce(record)
+        return sent
 
     # -- the protectable plugin, synchronously -----------------------------------------------
 

@@ -1,14 +1,23 @@
-"""The worker process: the one place that wires transport, journal, locks, runner,
-notifier and RPC server together (arrows point down, from here to the parts).
+"""The worker process: the one place that wires transport, job store, locks, runner,
+notifier, housekeeping and RPC server together (arrows point down, from here to
+the parts).
 
 Console script::
 
     manila-protector-worker --config-file /etc/manila-protector/manila-protector.conf
+
+Start-up refuses, with one line naming the setting, a configuration under which
+workers would not exclude each other or could not announce their jobs: a shared
+job store with host-local (``file://``) locks, a worker of the same topic on
+another job store, a notification queue declared otherwise than the worker
+declares it.  Start-up waits for the broker, the database and the lock backend
+as long as it takes, and SIGTERM ends it at any time.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import signal
 import sys
@@ -19,6 +28,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 import oslo_messaging
 
+from manila_protector import exception
 from manila_protector import identity
 from manila_protector import opts
 from manila_protector.plugins import runtime as plugin_runtime
@@ -26,31 +36,57 @@ from manila_protector.rpc import api as rpc_api
 from manila_protector.rpc import context as rpc_context
 from manila_protector.rpc import endpoint as rpc_endpoint
 from manila_protector.rpc import notifier as rpc_notifier
-from manila_protector.worker import journal as journal_mod
+from manila_protector.worker import backend_url as backend_url_mod
+from manila_protector.worker import housekeeping
 from manila_protector.worker import keystone
 from manila_protector.worker import locks as locks_mod
 from manila_protector.worker import runner as runner_mod
+from manila_protector.worker import systemd
+from manila_protector.worker.store import api as store_api
+from manila_protector.worker.store import engine as store_engine
+from manila_protector.worker.store import legacy as store_legacy
+from manila_protector.worker.store import schema as store_schema
 
 LOG = logging.getLogger(__name__)
+
+#: Exit status of a configuration the worker refuses (EX_CONFIG): systemd does not
+#: restart the unit for it (RestartPreventExitStatus).
+EXIT_CONFIG = 78
+#: Seconds between two attempts to reach a backend while starting.
+START_RETRY_INTERVAL = 5.0
+
+
+class ConfigurationError(Exception):
+    """A configuration the worker refuses to start with; its message is one line."""
+
+
+class Stopped(Exception):
+    """Told to stop while still starting."""
 
 
 def prepare_conf(conf: cfg.ConfigOpts) -> None:
     """Register every option the worker reads on ``conf`` (before parsing).
 
-    Also sets the worker's defaults of oslo.messaging options (a configured value wins):
-    durable queues and exchanges (``[oslo_messaging_rabbit] amqp_durable_queues``), so
-    that a RabbitMQ restart loses no accepted request and no unread notification.
-    Without them a cast sent after the restart but before the workers re-declared their
-    queue was dropped as unroutable (doc/reliability.md).  Callers and notification
-    consumers on the same exchange must use the same setting.
+    Also sets the worker's defaults of oslo.messaging options (a configured value
+    wins): durable queues and exchanges (``contract.MESSAGING_DEFAULTS``), so that
+    a RabbitMQ restart loses no accepted request and no unread notification;
+    ``messagingv2`` notifications; and a prefetch bound on its queues.
     """
     logging.register_options(conf)
     opts.register_opts(conf)
     rpc_api.prepare_conf(conf)
+    conf.set_default("driver", ["messagingv2"], group="oslo_messaging_notifications")
+    conf.set_default("rabbit_qos_prefetch_count", 100, group="oslo_messaging_rabbit")
+
+
+def store_digest(url: str) -> str:
+    """What tells two job stores apart, without the password (announced in the group)."""
+    masked = backend_url_mod.mask_url(url)
+    return hashlib.sha256(masked.encode("utf-8")).hexdigest()[:16]
 
 
 class WorkerService:
-    """One worker: RPC server on ``[worker] topic`` running jobs from the journal.
+    """One worker: RPC server on ``[worker] topic`` running jobs from the shared job store.
 
     :param conf: a parsed configuration (see :func:`prepare_conf`).
     :param transport: the RPC transport (default: from ``transport_url``).
@@ -73,36 +109,52 @@ class WorkerService:
                                        or oslo_messaging.get_notification_transport(conf))
         self.runtime = runtime or plugin_runtime.PluginRuntime.from_conf(conf)
         self.host = conf.host
-        self.journal: journal_mod.Journal | None = None
+        self.group = f"manila_protector.{conf.worker.topic}"
+        self.store: store_api.JobStore | None = None
         self.locks: locks_mod.ShareLocks | None = None
         self.runner: runner_mod.JobRunner | None = None
+        self.housekeeper: housekeeping.Housekeeper | None = None
         self._server: typing.Any = None
-        self._stopped = threading.Event()
-        self._housekeeping: threading.Thread | None = None
         self._state_lock: typing.IO[str] | None = None
 
-    def start(self) -> None:
-        """Open the journal, connect the locks, resume unfinished jobs, then serve."""
+    # -- start ----------------------------------------------------------------------------
+
+    def start(self, stop: threading.Event | None = None) -> None:
+        """Open the store, connect the locks, join the group, resume jobs, then serve.
+
+        :param stop: set to give up while waiting for a backend (raises :class:`Stopped`).
+        :raises ConfigurationError: a configuration the worker refuses (one line).
+        """
+        stop = stop or threading.Event()
         conf = self.conf
         os.makedirs(conf.state_path, mode=0o700, exist_ok=True)
         self._claim_state_path()
         # python-manilaclient writes shell-completion caches; keep them out of $HOME.
         os.environ.setdefault("MANILACLIENT_UUID_CACHE_DIR",
                               os.path.join(conf.state_path, "manilaclient-cache"))
-        self.journal = journal_mod.Journal(os.path.join(conf.state_path, "jobs.sqlite"))
-        backend_url = (conf.coordination.backend_url
-                       or locks_mod.ShareLocks.default_backend_url(conf.state_path))
+        connection = conf.database.connection
+        backend = self._lock_backend(connection)
+        try:
+            self.store = store_api.JobStore.from_conf(conf)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        _patiently("the job store", stop, lambda: self._ensure_schema(connection))
+        store_legacy.import_journal(conf.state_path, self.store, self.host)
         self.locks = locks_mod.ShareLocks(
-            backend_url, f"manila_protector.{self.host}.{os.getpid()}",
-            lock_wait=conf.coordination.lock_wait,
+            backend, self.host, lock_wait=conf.coordination.lock_wait,
             backend_timeout=conf.coordination.backend_timeout)
-        self.locks.start()
-        notifier = rpc_notifier.JobNotifier(self.notification_transport, self.host)
+        _patiently("the lock backend", stop, self.locks.start)
+        capabilities = {"store": store_digest(connection), "pid": os.getpid()}
+        _patiently("the lock backend", stop, lambda: self._join(capabilities))
+        notifier = rpc_notifier.JobNotifier.from_conf(conf, self.notification_transport,
+                                                      self.host)
+        _patiently("the notification broker", stop, lambda: self._announce_start(notifier))
         self.runner = runner_mod.JobRunner(
-            journal=self.journal, locks=self.locks, notifier=notifier, runtime=self.runtime,
+            store=self.store, locks=self.locks, notifier=notifier, runtime=self.runtime,
             host=self.host, max_concurrent_jobs=conf.worker.max_concurrent_jobs,
+            max_queued_jobs=conf.worker.max_queued_jobs,
+            max_waiting_calls=conf.worker.max_waiting_calls,
             max_request_bytes=conf.worker.max_request_bytes, identify=self._identify())
-        self._purge()
         resumed = self.runner.start()
         target = oslo_messaging.Target(topic=conf.worker.topic, server=self.host)
         self._server = oslo_messaging.get_rpc_server(
@@ -110,15 +162,80 @@ class WorkerService:
             serializer=rpc_context.RequestContextSerializer(),
             access_policy=rpc_endpoint.ACCESS_POLICY)
         self._server.start()
-        self._housekeeping = threading.Thread(target=self._housekeep, name="housekeeping",
-                                              daemon=True)
-        self._housekeeping.start()
+        self.housekeeper = housekeeping.Housekeeper(
+            runner=self.runner, store=self.store, membership=self.locks, group=self.group,
+            host=self.host, capabilities=capabilities,
+            interval=conf.worker.housekeeping_interval,
+            takeover_after=conf.worker.takeover_after, retention=conf.worker.job_retention)
+        self.housekeeper.start()
+        if not self.runtime.factory.has_service_credentials:
+            LOG.info("no [manila] service credentials: what failed jobs could not delete is "
+                     "not swept (it stays named in their errors, details.cleaned_up = false)")
         if not conf.manila.endpoint_override:
             LOG.warning("[manila] endpoint_override is not set: each job must bring Manila's "
                         "endpoint in its request context's service catalog (v2 or v3 form); "
                         "a job without one is refused (unsupported)")
-        LOG.info("worker %s serving topic %s (%d job(s) resumed, journal %s)", self.host,
-                 conf.worker.topic, resumed, self.journal.counts())
+        LOG.info("worker %s serving topic %s (%d job(s) resumed; store %s: %s)", self.host,
+                 conf.worker.topic, resumed, self.store.database.safe_url,
+                 self.store.counts())
+
+    def _lock_backend(self, connection: str) -> str:
+        """The lock backend URL; refuses a shared store with host-local locks."""
+        conf = self.conf
+        url = conf.coordination.backend_url or "file://" + os.path.abspath(
+            conf.coordination.lock_path)
+        if backend_url_mod.scheme(url) == "file" and not store_engine.is_sqlite(connection):
+            raise ConfigurationError(
+                "[coordination] backend_url is a file:// backend, which excludes workers on "
+                "one host only, but [database] connection is a shared database for workers "
+                "on several hosts: set a shared lock backend (redis://, etcd3+http://, "
+                "zookeeper://)")
+        if not conf.coordination.backend_url:
+            path = os.path.abspath(conf.coordination.lock_path)
+            if "?" in path or "#" in path:
+                raise ConfigurationError(f"[coordination] lock_path {path!r} cannot be "
+                                         "written as a file:// URL (no '?' or '#')")
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        return url
+
+    def _ensure_schema(self, connection: str) -> None:
+        """An SQLite store (one host) is migrated here; a shared one only by ``db sync``."""
+        assert self.store is not None
+        if store_engine.is_sqlite(connection):
+            store_schema.upgrade(self.store.database)
+            return
+        try:
+            self.store.check_schema()
+        except exception.StoreSchemaOutdated as exc:
+            raise ConfigurationError(str(exc)) from None
+
+    def _join(self, capabilities: dict[str, typing.Any]) -> None:
+        """Join the topic's group; refuse when a live worker there uses another job store."""
+        assert self.locks is not None
+        others = {member: caps for member, caps in self.locks.members(self.group).items()
+                  if member != self.host}
+        strangers = sorted(member for member, caps in others.items()
+                           if caps.get("store") not in (None, capabilities["store"]))
+        if strangers:
+            raise ConfigurationError(
+                f"worker(s) {', '.join(strangers)} on topic {self.conf.worker.topic} use "
+                "another job store: every worker of a topic needs the same [database] "
+                "connection, or a job could run twice")
+        self.locks.join(self.group, capabilities)
+
+    def _announce_start(self, notifier: rpc_notifier.JobNotifier) -> None:
+        """Send ``manila_protector.worker.start``; a declaration conflict stops the worker."""
+        try:
+            notifier.worker_started(self.host, retry=0)
+        except exception.NotificationFailed as exc:
+            text = str(exc)
+            if "PRECONDITION_FAILED" in text or "inequivalent" in text:
+                raise ConfigurationError(
+                    "a notification queue on the broker was declared otherwise than this "
+                    "worker declares it (durable or not): set [oslo_messaging_rabbit] "
+                    "amqp_durable_queues as the queue's other users have it, or delete the "
+                    f"queue ({text.splitlines()[0][:200]})") from None
+            raise exception.WorkerUnavailable(text) from exc
 
     def _identify(self) -> typing.Callable[[typing.Any], identity.Caller]:
         """Who a request's caller is: Keystone's answer with ``[keystone_authtoken]``, else
@@ -133,9 +250,9 @@ class WorkerService:
         return lambda ctxt: identity.Caller.from_context(ctxt, max_bytes=max_bytes)
 
     def _claim_state_path(self) -> None:
-        """Make sure no other worker uses this state directory (its journal is ours alone).
+        """Make sure no other worker uses this state directory.
 
-        :raises RuntimeError: another live process holds it.
+        :raises ConfigurationError: another live process holds it.
         """
         path = os.path.join(self.conf.state_path, "worker.lock")
         handle = open(path, "a+")  # held (locked) for the life of the worker
@@ -143,7 +260,7 @@ class WorkerService:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.close()
-            raise RuntimeError(
+            raise ConfigurationError(
                 f"state_path {self.conf.state_path} is in use by another worker: each "
                 "worker needs its own state_path") from None
         handle.seek(0)
@@ -152,25 +269,12 @@ class WorkerService:
         handle.flush()
         self._state_lock = handle
 
-    def _purge(self) -> None:
-        retention = self.conf.worker.job_retention
-        if retention and self.journal is not None:
-            purged = self.journal.purge(retention)
-            if purged:
-                LOG.info("forgot %d finished job(s) older than %ss", purged, retention)
-
-    def _housekeep(self) -> None:
-        """Forget old finished jobs once an hour (or per retention period, if shorter)."""
-        period = min(3600, self.conf.worker.job_retention or 3600)
-        while not self._stopped.wait(period):
-            try:
-                self._purge()
-            except Exception:  # noqa: BLE001 - housekeeping must not end the worker
-                LOG.exception("purging the journal failed; trying again later")
+    # -- stop -----------------------------------------------------------------------------
 
     def stop(self) -> None:
         """Stop taking requests, let running jobs finish (bounded), close everything."""
-        self._stopped.set()
+        if self.housekeeper is not None:
+            self.housekeeper.stop()
         if self._server is not None:
             self._server.stop()
         still_running = 0
@@ -182,16 +286,14 @@ class WorkerService:
         if still_running:
             # Those jobs still act on Manila until the process exits: releasing their
             # share locks now would let another worker in beside them. The locks go with
-            # the process (file locks) or expire (lock_timeout); the journal resumes them.
+            # the process (file locks) or expire (lock_timeout); the store resumes them.
             LOG.warning("exiting with %d job(s) still running; their locks are left to "
                         "expire", still_running)
             return
-        if self._housekeeping is not None:
-            self._housekeeping.join(timeout=30)
         if self.locks is not None:
             self.locks.stop()
-        if self.journal is not None:
-            self.journal.close()
+        if self.store is not None:
+            self.store.close()
         if self._state_lock is not None:
             self._state_lock.close()
             self._state_lock = None
@@ -201,28 +303,83 @@ class WorkerService:
         LOG.info("worker %s stopped", self.host)
 
 
+def _patiently(what: str, stop: threading.Event, action: typing.Callable[[], None]) -> None:
+    """Run ``action`` until it succeeds, again after each retryable failure; give up only
+    when ``stop`` is set (:class:`Stopped`)."""
+    while True:
+        if stop.is_set():
+            raise Stopped(f"stopped while waiting for {what}")
+        try:
+            action()
+            return
+        except exception.ProtectorError as exc:
+            if not exc.retryable:
+                raise
+            LOG.warning("waiting for %s: %s", what, exc)
+        if stop.wait(START_RETRY_INTERVAL):
+            raise Stopped(f"stopped while waiting for {what}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``manila-protector-worker``: run until SIGTERM/SIGINT, then shut down cleanly."""
+    """``manila-protector-worker``: run until SIGTERM/SIGINT, then shut down cleanly.
+
+    Exit status: 0 stopped, 78 a configuration the worker refuses (one line on stderr).
+    """
     conf = cfg.CONF  # oslo.messaging registers some options only on the global CONF
     prepare_conf(conf)
-    conf(sys.argv[1:] if argv is None else argv, project="manila-protector",
-         prog="manila-protector-worker")
+    try:
+        conf(sys.argv[1:] if argv is None else argv, project="manila-protector",
+             prog="manila-protector-worker")
+    except cfg.Error as exc:
+        print(f"manila-protector-worker: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     logging.setup(conf, "manila-protector")
     conf.log_opt_values(LOG, logging.DEBUG)
     stop = threading.Event()
+    changed = threading.Event()
 
     def on_signal(signum: int, frame: typing.Any) -> None:
         LOG.info("signal %d received: stopping", signum)
+        systemd.notify("STOPPING=1")
         stop.set()
+        changed.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     service = WorkerService(conf)
-    service.start()
-    while not stop.wait(3600):
-        pass
+    outcome: list[BaseException | None] = []
+    threading.Thread(target=_start, args=(service, stop, outcome, changed), name="start",
+                     daemon=True).start()
+    changed.wait()  # the start thread ended, or a signal came
+    if not outcome:
+        # SIGTERM while still starting: nothing was taken from the bus yet.
+        LOG.info("stopped while starting")
+        return 0
+    failure = outcome[0]
+    if isinstance(failure, ConfigurationError):
+        print(f"manila-protector-worker: {failure}", file=sys.stderr)
+        LOG.error("%s", failure)
+        return EXIT_CONFIG
+    if isinstance(failure, Stopped):
+        LOG.info("%s", failure)
+        return 0
+    if failure is not None:
+        raise failure
+    systemd.notify("READY=1")
+    stop.wait()
     service.stop()
     return 0
+
+
+def _start(service: WorkerService, stop: threading.Event,
+           outcome: list[BaseException | None], changed: threading.Event) -> None:
+    try:
+        service.start(stop)
+        outcome.append(None)
+    except BaseException as exc:  # noqa: BLE001 - handed to main, which decides
+        outcome.append(exc)
+    finally:
+        changed.set()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,26 +16,18 @@ on Manila's unmodified keystone pipeline (``tools/real_manila.py up --keystone``
 
 from __future__ import annotations
 
-import contextlib
-import os
 import pathlib
-import socket
 import time
 import typing
-import uuid
 
 import pytest
-import redis
 from oslo_context import context as oslo_context
 
 from manila_protector.rpc import api as rpc_api
 
+from support import fixtures
 from support import manila_backends
 from support import rabbit
-from support import real_manila
-
-#: Instance names the sessions of one machine take in turn (each holds its name's lock).
-INSTANCE_NAMES = ("pytest", "pytest-2", "pytest-3")
 
 _TIMES: dict[str, float] = {}
 
@@ -48,26 +40,20 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: typing.Any) -> None:
-    if "up" in _TIMES:
+    up = fixtures.BRING_UP_TIMES
+    if "manila" in up:
         terminalreporter.write_line(
-            f"contract tier: real Manila 23 up in {_TIMES['up']:.1f} s "
-            f"(install cached or not, setup, start)")
-    if "keystone_up" in _TIMES:
+            f"real Manila 23 up in {up['manila']:.1f} s (install cached or not, setup, start)")
+    if "keystone" in up:
         terminalreporter.write_line(
-            f"contract tier: real Keystone 30 + Manila's keystone pipeline up in "
-            f"{_TIMES['keystone_up']:.1f} s (installs cached or not, setup, start)")
+            f"real Keystone 30 + Manila's keystone pipeline up in {up['keystone']:.1f} s "
+            "(installs cached or not, setup, start)")
     for key, seconds in sorted(_TIMES.items()):
         if key.startswith("module "):
             terminalreporter.write_line(f"contract tier: {key[7:]} {seconds:.1f} s wall time")
     if "tier_end" in _TIMES:
         terminalreporter.write_line(
             f"contract tier: {_TIMES['tier_end'] - _TIMES['tier_start']:.1f} s wall time")
-
-
-def _unavailable(message: str) -> typing.NoReturn:
-    if os.environ.get("CI"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -86,47 +72,6 @@ def module_wall_time(request: pytest.FixtureRequest) -> typing.Iterator[None]:
     _TIMES[f"module {request.module.__name__}"] = time.monotonic() - began
 
 
-@pytest.fixture(scope="session")
-def rabbitmq_and_redis() -> None:
-    """Skip where RabbitMQ or Redis is missing (fail under CI)."""
-    try:
-        socket.create_connection((rabbit.RABBIT_HOST, rabbit.RABBIT_PORT), timeout=3).close()
-    except OSError as exc:
-        _unavailable(f"RabbitMQ on {rabbit.RABBIT_HOST}:{rabbit.RABBIT_PORT} is not "
-                     f"available: {exc}")
-    client = redis.Redis(host=rabbit.REDIS_HOST, port=rabbit.REDIS_PORT, socket_timeout=3,
-                         socket_connect_timeout=3)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        _unavailable(f"Redis on {rabbit.REDIS_HOST}:{rabbit.REDIS_PORT} is not available: {exc}")
-    finally:
-        client.close()
-
-
-@pytest.fixture(scope="session")
-def broker(rabbitmq_and_redis: None) -> typing.Iterator[rabbit.Broker]:
-    opened = rabbit.open_broker(exchange=f"mp-ct-{uuid.uuid4().hex[:12]}")
-    yield opened
-    rabbit.close_broker(opened)
-
-
-@pytest.fixture
-def names(broker: rabbit.Broker) -> typing.Iterator[rabbit.Names]:
-    suffix = uuid.uuid4().hex[:12]
-    found = rabbit.Names(topic=f"mp-ct-{suffix}", notification_topic=f"mp-ct-notify-{suffix}")
-    yield found
-    rabbit.delete_from_broker(found.queues(), [f"{found.topic}_fanout"])
-
-
-@pytest.fixture
-def notifications(broker: rabbit.Broker,
-                  names: rabbit.Names) -> typing.Iterator[rabbit.Notifications]:
-    listener = rabbit.NotificationListener(broker, names)
-    yield listener.start()
-    listener.stop()
-
-
 @pytest.fixture
 def client(broker: rabbit.Broker, names: rabbit.Names) -> rpc_api.ProtectorAPI:
     """The RPC client on this test's topic (``call`` waits for the final record)."""
@@ -135,59 +80,6 @@ def client(broker: rabbit.Broker, names: rabbit.Names) -> rpc_api.ProtectorAPI:
 
 
 # -- the real Manila ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def real_manila_name() -> typing.Iterator[str]:
-    """The session's instance name (held with a lock); the instance -- Keystone too, if
-    it was brought up -- is stopped at the end of the session."""
-    with contextlib.ExitStack() as stack:
-        problem = None
-        try:
-            name = stack.enter_context(
-                real_manila.instance_lock(real_manila.cache_base() / "locks", INSTANCE_NAMES))
-        except real_manila.Unavailable as exc:
-            problem = exc
-        if problem is not None:
-            _unavailable(f"the real Manila 23 could not be brought up: {problem}")
-        yield name
-        if not os.environ.get("MANILA_PROTECTOR_REAL_MANILA_KEEP"):
-            print(real_manila.stop(name))
-
-
-def _bring_up(name: str, keystone: bool, what: str) -> dict[str, typing.Any]:
-    began = time.monotonic()
-    try:
-        env = real_manila.bring_up(name, keystone=keystone)
-    except real_manila.Unavailable as exc:
-        message = f"{what} could not be brought up: {exc}"
-        if exc.cannot_run:
-            _unavailable(message)
-        pytest.fail(message, pytrace=False)
-    _TIMES["keystone_up" if keystone else "up"] = time.monotonic() - began
-    return env
-
-
-@pytest.fixture(scope="session")
-def real_manila_env(real_manila_name: str) -> dict[str, typing.Any]:
-    """A real Manila 23 for the session (see the module docstring)."""
-    return _bring_up(real_manila_name, False, "the real Manila 23")
-
-
-@pytest.fixture(scope="session")
-def keystone_manila_env(real_manila_name: str) -> dict[str, typing.Any]:
-    """The session's real Manila 23 with a real Keystone 30 and an API on Manila's
-    unmodified keystone pipeline (``tools/real_manila.py up --keystone``): the env has
-    ``keystone`` (see ``support.keystone``) and ``keystone_api``."""
-    return _bring_up(real_manila_name, True, "the real Keystone 30 with Manila 23")
-
-
-@pytest.fixture(scope="session")
-def policy_gateway(real_manila_env: dict[str, typing.Any]
-                   ) -> typing.Iterator[real_manila.TrustedHeaderGateway]:
-    gateway = real_manila.TrustedHeaderGateway(real_manila_env["policy_base_url"]).start()
-    yield gateway
-    gateway.stop()
 
 
 # -- the backend and the worker --------------------------------------------------------------

@@ -12,7 +12,7 @@ from manilaclient import exceptions as manila_exc
 
 from support import manila_backends
 
-pytestmark = pytest.mark.contract
+pytestmark = [pytest.mark.contract, pytest.mark.functional]
 
 
 def observed(read, until, timeout: float = 30.0) -> list:

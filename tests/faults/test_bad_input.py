@@ -258,7 +258,7 @@ def bad_requests(draw: st.DrawFn) -> Request:
     arguments = good_arguments(method)
     if kind == "version":
         namespace, version = draw(st.sampled_from([
-            (contract.NAMESPACE, "2.0"), (contract.NAMESPACE, "1.1"),
+            (contract.NAMESPACE, "2.0"), (contract.NAMESPACE, "1.2"),
             (contract.NAMESPACE, "0.9"), ("karbor", "1.0"), (None, "1.0")]))
         return Request(method, arguments, namespace, version, "unsupported version")
     names = []

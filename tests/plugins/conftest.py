@@ -57,11 +57,6 @@ def standin(standin_config, manual_clock):
 
 
 @pytest.fixture
-def project():
-    return uuid.uuid4().hex
-
-
-@pytest.fixture
 def other_project():
     return uuid.uuid4().hex
 

@@ -18,16 +18,6 @@ from manila_standin import ManilaStandIn, ManualClock, StandInConfig
 START = 1_700_000_000.0
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _manilaclient_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> typing.Iterator[None]:
-    # python-manilaclient writes bash-completion caches under ~/.cache otherwise.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(
-            "MANILACLIENT_UUID_CACHE_DIR", str(tmp_path_factory.mktemp("manilaclient-cache"))
-        )
-        yield
-
-
 @pytest.fixture
 def clock() -> ManualClock:
     """Stand-in time that moves only when a test advances it."""

@@ -15,6 +15,10 @@ from manila_protector.worker.store import models
 
 from support import store_child
 
+SHARE_1 = "00000000-0000-4000-8000-000000000001"
+SHARE_2 = "00000000-0000-4000-8000-000000000002"
+SHARE_9 = "00000000-0000-4000-8000-000000000009"
+
 
 def accept(store, job=None, *, owner="worker-a", project_id="project-1", token="token-1",
            context=None):
@@ -30,7 +34,7 @@ def test_a_new_job_is_recorded_accepted_and_owned(store):
     assert created
     assert (record.job_id, record.operation, record.share_id, record.project_id,
             record.status, record.host, record.request_id) == (
-        job.job_id, "protect", "00000000-0000-4000-8000-000000000001", "project-1", "accepted", "host-a", "req-1")
+        job.job_id, "protect", SHARE_1, "project-1", "accepted", "host-a", "req-1")
     assert record.created_at.endswith("+00:00")
     stored = store.load(job.job_id)
     assert stored.owner == "worker-a"
@@ -52,12 +56,12 @@ def test_the_same_job_id_again_returns_the_existing_job(store):
 def test_a_job_id_reused_for_another_share_is_a_conflict(store):
     job = store_child.request()
     accept(store, job)
-    other = store_child.request(job.job_id, share_id="00000000-0000-4000-8000-000000000002")
+    other = store_child.request(job.job_id, share_id=SHARE_2)
     with pytest.raises(exception.JobConflict) as caught:
         accept(store, other)
     assert caught.value.details == {"job_id": job.job_id, "operation": "protect",
-                                    "share_id": "00000000-0000-4000-8000-000000000001"}
-    assert store.get(job.job_id).share_id == "00000000-0000-4000-8000-000000000001"
+                                    "share_id": SHARE_1}
+    assert store.get(job.job_id).share_id == SHARE_1
 
 
 def test_a_resend_of_an_unfinished_job_refreshes_its_token(store):
@@ -93,7 +97,7 @@ def test_a_context_carrying_a_token_is_refused(store):
         accept(store, context={"auth_token": "leaked"})
 
 
-def test_begin_marks_running_and_start_notified(store):
+def test_begin_marks_running_and_start_is_notified_apart(store):
     job = store_child.request()
     accept(store, job)
     assert not store.start_notified(job.job_id)
@@ -101,6 +105,9 @@ def test_begin_marks_running_and_start_notified(store):
     assert stored.record.status == "running"
     assert stored.record.started_at is not None
     assert stored.auth_token == "token-1"
+    # Recorded only once the broker confirmed the .start notification.
+    assert not store.start_notified(job.job_id)
+    store.mark_notified(job.job_id, terminal=False)
     assert store.start_notified(job.job_id)
     again = store.begin(job.job_id, "worker-a")  # a resumed job keeps its first start
     assert again.record.started_at == stored.record.started_at
@@ -132,7 +139,7 @@ def test_finish_records_the_outcome_once_and_forgets_the_token(store):
 def test_a_failed_job_keeps_its_error(store):
     job = store_child.request()
     accept(store, job)
-    error = exception.ShareBusy("busy", details={"share_id": "00000000-0000-4000-8000-000000000001"}).to_dict()
+    error = exception.ShareBusy("busy", details={"share_id": SHARE_1}).to_dict()
     record = store.finish(job.job_id, "worker-a", error=error)
     assert record.status == "failed"
     assert record.error == error
@@ -238,8 +245,8 @@ def test_purge_forgets_many_jobs_batch_by_batch(store, monkeypatch):
 def test_a_large_request_and_context_are_stored_whole(store):
     big = {"description": "x" * 1_500_000, "nested": [{"k": i} for i in range(1000)]}
     job = jobs.JobRequest.build(job_id=str(uuid.uuid4()), operation="restore",
-                                share_id="00000000-0000-4000-8000-000000000001", parameters=big,
-                                saved_info={"share_id": "00000000-0000-4000-8000-000000000001", "blob": "y" * 500_000},
+                                share_id=SHARE_1, parameters=big,
+                                saved_info={"share_id": SHARE_1, "blob": "y" * 500_000},
                                 max_bytes=1 << 23)
     accept(store, job, context={"user_id": "alice", "roles": ["r"] * 20000})
     stored = store.begin(job.job_id, "worker-a")
@@ -294,7 +301,7 @@ def test_no_token_reaches_a_log_line_or_an_error(store, caplog):
         with pytest.raises(exception.NotOwner) as not_owner:
             store.begin(job.job_id, "intruder")
         with pytest.raises(exception.JobConflict) as conflict:
-            accept(store, store_child.request(job.job_id, share_id="00000000-0000-4000-8000-000000000009"),
+            accept(store, store_child.request(job.job_id, share_id=SHARE_9),
                    token="needle-token-456")
         store.adopt("worker-a", "worker-b")
         store.finish(job.job_id, "worker-b", result={})

@@ -12,6 +12,9 @@ from manila_protector import exception
 from manila_protector import jobs
 from manila_protector.worker.store import models
 
+SHARE_0 = "00000000-0000-4000-8000-000000000000"
+SHARE_1 = "00000000-0000-4000-8000-000000000001"
+
 
 def _request(operation: str, share_id: str) -> jobs.JobRequest:
     saved = {"share_id": share_id} if operation in jobs.NEEDS_SAVED_INFO else None
@@ -68,9 +71,9 @@ def test_paging_with_the_marker_visits_every_job_once(store, fleet, limit):
 
 
 def test_filters_combine(store, fleet):
-    found = store.list_jobs(project_id="project-1", status="succeeded", share_id="00000000-0000-4000-8000-000000000000")
+    found = store.list_jobs(project_id="project-1", status="succeeded", share_id=SHARE_0)
     expected = [r for r in fleet if r.project_id == "project-1" and r.status == "succeeded"
-                and r.share_id == "00000000-0000-4000-8000-000000000000"]
+                and r.share_id == SHARE_0]
     assert expected and ids(found) == ids(newest_first(expected))
     restores = store.list_jobs(project_id=None, operation="restore", status="accepted")
     assert ids(restores) == ids(newest_first(
@@ -114,13 +117,14 @@ def test_out_of_range_arguments_are_invalid(store, arguments):
 
 def test_a_page_never_exceeds_the_bound(store):
     for _ in range(3):
-        store.accept(_request("protect", "00000000-0000-4000-8000-000000000001"), owner="w", project_id="p", context={},
+        store.accept(_request("protect", SHARE_1), owner="w", project_id="p", context={},
                      auth_token=None, host="h", request_id=None)
     assert len(store.list_jobs(project_id="p", limit=1000)) == 3
 
 
 def test_jobs_created_in_the_same_microsecond_page_by_job_id(store):
-    made = [store.accept(_request("protect", "00000000-0000-4000-8000-000000000001"), owner="w", project_id="p",
+    share = SHARE_1
+    made = [store.accept(_request("protect", share), owner="w", project_id="p",
                          context={}, auth_token=None, host="h", request_id=None)[0]
             for _ in range(7)]
     same = datetime.datetime(2030, 1, 2, 3, 4, 5, 678901)

@@ -151,6 +151,13 @@ class Collector:
                                          f"{len(seen)} notification(s): {seen[-20:]!r}")
                 self._cond.wait(remaining)
 
+    def mark(self) -> int:
+        """A place in the record: :meth:`since` gives what arrived after it."""
+        return len(self.items)
+
+    def since(self, mark: int) -> list[dict[str, typing.Any]]:
+        return self.items[mark:]
+
     def for_job(self, job_id: str) -> list[dict[str, typing.Any]]:
         return [n for n in self.items
                 if isinstance(n["payload"], dict) and n["payload"].get("job_id") == job_id]
@@ -336,7 +343,8 @@ class Workers:
         redis_url: str | None = None,
         options: typing.Mapping[str, typing.Mapping[str, typing.Any]] | None = None,
     ) -> WorkerConfig:
-        """Write the config file of a new worker (a new host name and state_path).
+        """Write the config file of a new worker (a new host name and state_path; the
+        test's workers share one job store, an SQLite file of the test's own).
 
         :param lock_timeout: TTL of a Redis lock (tooz's default is 30 s); a killed
             worker's lock is free again only after it.
@@ -351,12 +359,16 @@ class Workers:
         state_path = self._root / host / "state"
         path = self._root / host / "worker.conf"
         state_path.parent.mkdir(parents=True)
+        (self._root / "store").mkdir(exist_ok=True)
         path.write_text(_with_options(f"""\
 [DEFAULT]
 transport_url = {self._broker.transport_url}
 host = {host}
 state_path = {state_path}
 control_exchange = {self._broker.control_exchange}
+
+[database]
+connection = sqlite:///{self._root / "store" / "jobs.sqlite"}
 
 [worker]
 topic = {self._names.topic}

@@ -34,7 +34,10 @@ from manila_protector.worker.store import models
 KEY_ENV = "MP_STORE_TEST_KEY"
 
 
-def request(job_id: str | None = None, share_id: str = "00000000-0000-4000-8000-000000000001") -> jobs.JobRequest:
+SHARE_ID = "00000000-0000-4000-8000-000000000001"
+
+
+def request(job_id: str | None = None, share_id: str = SHARE_ID) -> jobs.JobRequest:
     """A protect request (what a worker would have validated)."""
     return jobs.JobRequest.build(job_id=job_id or str(uuid.uuid4()), operation=jobs.PROTECT,
                                  share_id=share_id, parameters={}, max_bytes=1 << 20)

@@ -21,13 +21,15 @@ def new_id():
 
 
 @pytest.mark.parametrize("claims", [{"is_admin": True}, {"roles": ["admin"]}])
-def test_an_admin_claim_without_a_token_never_gets_the_service_credentials(
-        conf, make_worker, client, standin, share, claims):
+def test_an_admin_claim_without_a_token_never_gets_the_service_credentials(fresh, project,
+                                                                          claims):
+    conf, standin, client = fresh.conf, fresh.standin, fresh.client
+    share = standin.create_share(project, size=1)
     conf.set_override("auth_type", "admin_token", group="manila")
     conf.register_opts(ks_loading.get_auth_plugin_conf_options("admin_token"), group="manila")
     conf.set_override("endpoint", standin.endpoint, group="manila")
     conf.set_override("token", "svc:service-project", group="manila")
-    make_worker()
+    fresh.make_worker()
     intruder = oslo_context.RequestContext(project_id=uuid.uuid4().hex, user_id="eve",
                                            **claims)
     standin.reset_requests()

@@ -30,17 +30,20 @@ def karbor_context(standin, project, catalog=None):
         else karbor.sharev2_catalog(standin.endpoint))
 
 
+def worker_mode_plugin(tmp_path, conf, bus_url, **dispatch_options):
+    """The plugin, loaded as Karbor loads it, in worker mode on ``conf``'s bus."""
+    dispatch_section = {"mode": "worker", "transport_url": bus_url,
+                        "topic": conf.worker.topic, "exchange": conf.control_exchange,
+                        "call_monitor_timeout": 30, **dispatch_options}
+    path = karbor.write_provider_file(tmp_path, ["poll_initial_interval = 0.01"],
+                                      sections={"dispatch": dispatch_section})
+    return karbor.load_protection_plugin(karbor.karbor_provider_config(path))
+
+
 @pytest.fixture
 def plugin_for(tmp_path, conf, transport_url):
-    """``plugin_for(**dispatch_options)``: the plugin in worker mode on this test's bus."""
-    def make(**dispatch_options):
-        dispatch_section = {"mode": "worker", "transport_url": transport_url,
-                            "topic": conf.worker.topic, "exchange": conf.control_exchange,
-                            "call_monitor_timeout": 30, **dispatch_options}
-        path = karbor.write_provider_file(tmp_path, ["poll_initial_interval = 0.01"],
-                                          sections={"dispatch": dispatch_section})
-        return karbor.load_protection_plugin(karbor.karbor_provider_config(path))
-    return make
+    """``plugin_for(**dispatch_options)``: the plugin in worker mode, on the shared worker."""
+    return lambda **options: worker_mode_plugin(tmp_path, conf, transport_url, **options)
 
 
 def run(plugin, operation, checkpoint, resource, context, parameters=None, **kwargs):
@@ -126,9 +129,11 @@ def test_a_failed_job_fails_the_hook_with_its_code_and_message(
 
 
 def test_a_keystonemiddleware_catalog_travels_to_a_worker_without_an_endpoint(
-        conf, make_worker, plugin_for, standin, project, share):
-    conf.clear_override("endpoint_override", group="manila")
-    make_worker()
+        fresh, tmp_path, transport_url, project):
+    standin = fresh.standin
+    share = standin.create_share(project, size=1)
+    fresh.conf.clear_override("endpoint_override", group="manila")
+    fresh.make_worker()
     v2_catalog = [{"type": "sharev2", "name": "manilav2", "endpoints": [
         {"region": "RegionOne", "publicURL": standin.endpoint,
          "internalURL": standin.endpoint, "adminURL": standin.endpoint}]}]
@@ -136,7 +141,8 @@ def test_a_keystonemiddleware_catalog_travels_to_a_worker_without_an_endpoint(
     resource = resources.Resource(karbor.SHARE_TYPE, share["id"], share["name"])
     checkpoint = karbor.Checkpoint()
 
-    run(plugin_for(), "protect", checkpoint, resource, context, PARAMETERS)
+    run(worker_mode_plugin(tmp_path, fresh.conf, transport_url), "protect", checkpoint,
+        resource, context, PARAMETERS)
 
     assert checkpoint.get_resource_bank_section(share["id"]).get_object("status") == "available"
     assert len(standin.snapshots(share_id=share["id"])) == 1

@@ -2,7 +2,7 @@
 
 import threading
 
-from manila_protector.worker import runner
+from manila_protector.worker import pool as pool_mod
 
 
 def test_a_failing_job_does_not_cost_a_worker_thread():
@@ -16,7 +16,7 @@ def test_a_failing_job_does_not_cost_a_worker_thread():
         if len(done) == 2:
             finished.set()
 
-    pool = runner._Pool(1, target)
+    pool = pool_mod.Pool(1, target)
     pool.start()
     for job_id in ("bad", "good-1", "good-2"):
         pool.put(job_id)
@@ -33,7 +33,7 @@ def test_stop_reports_jobs_still_running_after_the_timeout():
         started.set()
         release.wait(30)
 
-    pool = runner._Pool(2, target)
+    pool = pool_mod.Pool(2, target)
     pool.start()
     pool.put("slow")
     pool.put("queued-1")

@@ -1,9 +1,12 @@
 """After a crash the worker resumes or settles every unfinished job, adopts what the job
-already made in Manila, and sends each terminal notification exactly once."""
+already made in Manila, and sends each terminal notification exactly once; an old
+per-worker journal moves into the job store at the first start."""
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import uuid
 
 import pytest
@@ -11,104 +14,142 @@ import pytest
 from manila_protector import identity
 from manila_protector import jobs
 from manila_protector.plugins import job_tags
-from manila_protector.worker import journal as journal_mod
 from manila_protector.worker import service as service_mod
+from manila_protector.worker.store import api as store_api
+from manila_protector.worker.store import schema as store_schema
 
 OPTIONS = {"snapshot_name": "nightly", "description": "before the crash", "force": False}
 
 
-def journal_for(conf):
+def store_for(conf):
+    """The job store a worker on ``conf`` uses (migrated, as the worker would)."""
     os.makedirs(conf.state_path, exist_ok=True)
-    return journal_mod.Journal(os.path.join(conf.state_path, "jobs.sqlite"))
+    store = store_api.JobStore.from_conf(conf)
+    store_schema.upgrade(store.database)
+    return store
 
 
 def left_behind(conf, ctxt, share_id, *, running, start_notified=True):
-    """A protect job as a crashed worker left it in its journal."""
-    journal = journal_for(conf)
+    """A protect job as a worker that crashed left it in the store."""
+    store = store_for(conf)
     request = jobs.JobRequest.build(job_id=str(uuid.uuid4()), operation="protect",
                                     share_id=share_id, parameters=OPTIONS, max_bytes=10_000)
-    journal.accept(request, project_id=ctxt.project_id,
-                   context=identity.Caller.from_context(ctxt).to_dict(),
-                   auth_token=ctxt.auth_token,
-                   host=conf.host, request_id=None)
+    store.accept(request, owner=conf.host, project_id=ctxt.project_id,
+                 context=identity.Caller.from_context(ctxt).to_dict(),
+                 auth_token=ctxt.auth_token, host=conf.host, request_id=None)
     if start_notified:
-        journal.mark_notified(request.job_id, terminal=False)
+        store.mark_notified(request.job_id, terminal=False)
     if running:
-        journal.start(request.job_id)
-    journal.close()
+        store.begin(request.job_id, conf.host)
+    store.close()
     return request.job_id
 
 
-def test_unfinished_jobs_are_resumed_at_start(conf, ctxt, share, standin, make_worker,
-                                              notifications, client):
-    accepted = left_behind(conf, ctxt, share["id"], running=False, start_notified=False)
-    other = standin.create_share(ctxt.project_id, size=1)
-    running = left_behind(conf, ctxt, other["id"], running=True)
-    make_worker()
-    notifications.wait_for(lambda _: notifications.terminal(accepted)
-                           and notifications.terminal(running))
+def test_unfinished_jobs_are_resumed_at_start(fresh, ctxt):
+    share = fresh.standin.create_share(ctxt.project_id, size=1)
+    accepted = left_behind(fresh.conf, ctxt, share["id"], running=False, start_notified=False)
+    other = fresh.standin.create_share(ctxt.project_id, size=1)
+    running = left_behind(fresh.conf, ctxt, other["id"], running=True)
+    fresh.make_worker()
+    notes = fresh.notifications
+    notes.wait_for(lambda _: notes.terminal(accepted) and notes.terminal(running))
     for job_id in (accepted, running):
-        assert client.get_job(ctxt, job_id)["status"] == "succeeded"
-        assert len(notifications.terminal(job_id)) == 1
+        assert fresh.client.get_job(ctxt, job_id)["status"] == "succeeded"
+        assert len(notes.terminal(job_id)) == 1
     # The job whose .start a crash kept from being sent gets it now; the other does not
     # get a second one.
-    starts = [n["payload"]["job_id"] for n in notifications.items
+    starts = [n["payload"]["job_id"] for n in notes.items
               if n["event_type"] == "manila_protector.protect.start"]
     assert starts.count(accepted) == 1
     assert starts.count(running) == 0
 
 
-def test_resumed_protect_adopts_the_snapshot_made_before_the_crash(
-        conf, ctxt, share, standin, make_worker, notifications, client):
-    job_id = left_behind(conf, ctxt, share["id"], running=True)
-    made = standin.create_snapshot(share["id"], status="available", name="nightly",
-                                   metadata={job_tags.KEY: job_id})
-    make_worker()
-    notifications.wait_for(lambda _: notifications.terminal(job_id))
-    record = client.get_job(ctxt, job_id)
+def test_resumed_protect_adopts_the_snapshot_made_before_the_crash(fresh, ctxt):
+    share = fresh.standin.create_share(ctxt.project_id, size=1)
+    job_id = left_behind(fresh.conf, ctxt, share["id"], running=True)
+    made = fresh.standin.create_snapshot(share["id"], status="available", name="nightly",
+                                         metadata={job_tags.KEY: job_id})
+    fresh.make_worker()
+    fresh.notifications.wait_for(lambda c: c.terminal(job_id))
+    record = fresh.client.get_job(ctxt, job_id)
     assert record["status"] == "succeeded"
     assert record["result"]["snapshot_id"] == made["id"]
-    assert [s["id"] for s in standin.snapshots(share_id=share["id"])] == [made["id"]]
+    assert [s["id"] for s in fresh.standin.snapshots(share_id=share["id"])] == [made["id"]]
 
 
-def test_terminal_notification_left_unsent_is_sent_once_at_start(
-        conf, ctxt, share, make_worker, notifications, worker_restart):
-    job_id = left_behind(conf, ctxt, share["id"], running=True)
-    journal = journal_for(conf)
-    journal.finish(job_id, error={"code": "operation_failed", "message": "m",
-                                  "retryable": False, "request_id": None, "details": {}})
-    journal.close()
-    worker_restart()
-    notifications.wait_for(lambda _: notifications.terminal(job_id))
-    worker_restart()
+def test_terminal_notification_left_unsent_is_sent_once_at_start(fresh, ctxt):
+    share = fresh.standin.create_share(ctxt.project_id, size=1)
+    job_id = left_behind(fresh.conf, ctxt, share["id"], running=True)
+    store = store_for(fresh.conf)
+    store.finish(job_id, fresh.conf.host,
+                 error={"code": "operation_failed", "message": "m", "retryable": False,
+                        "request_id": None, "details": {}})
+    store.close()
+    fresh.restart()
+    fresh.notifications.wait_for(lambda c: c.terminal(job_id))
+    fresh.restart()
     # A second restart finds nothing to send: still one .error.
-    assert [n["event_type"] for n in notifications.terminal(job_id)] == [
+    assert [n["event_type"] for n in fresh.notifications.terminal(job_id)] == [
         "manila_protector.protect.error"]
 
 
-def test_finished_jobs_leave_no_token_on_disk(conf, ctxt, share, worker, client):
+def test_finished_jobs_leave_no_token_on_disk(fresh, ctxt):
+    share = fresh.standin.create_share(ctxt.project_id, size=1)
+    fresh.make_worker()
     job_id = str(uuid.uuid4())
-    client.protect(ctxt, job_id, share["id"], OPTIONS)
-    journal = journal_for(conf)
-    stored = journal.load(job_id)
+    fresh.client.protect(ctxt, job_id, share["id"], OPTIONS)
+    store = store_for(fresh.conf)
+    stored = store.load(job_id)
     assert stored.record.status == "succeeded"
     assert stored.auth_token is None
     assert ctxt.auth_token not in repr(stored.record.to_dict())
     assert ctxt.auth_token not in repr(stored.context)
-    journal.checkpoint()
-    journal.close()
+    store.close()
     data = b""
-    for name in os.listdir(conf.state_path):
-        if name.startswith("jobs.sqlite"):
-            with open(os.path.join(conf.state_path, name), "rb") as f:
+    for name in os.listdir(fresh.conf.state_path):
+        path = os.path.join(fresh.conf.state_path, name)
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
                 data += f.read()
     assert job_id.encode() in data
     assert ctxt.auth_token.encode() not in data
 
 
-def test_a_second_worker_on_the_same_state_path_is_refused(conf, transport, worker):
-    second = service_mod.WorkerService(conf, transport=transport,
-                                       notification_transport=transport)
-    with pytest.raises(RuntimeError) as info:
+def test_a_second_worker_on_the_same_state_path_is_refused(fresh):
+    fresh.make_worker()
+    second = service_mod.WorkerService(fresh.conf, transport=fresh.transport,
+                                       notification_transport=fresh.transport)
+    with pytest.raises(service_mod.ConfigurationError) as info:
         second.start()
     assert "in use by another worker" in str(info.value)
+
+
+def test_an_old_journals_unfinished_job_moves_into_the_store_and_runs(fresh, ctxt):
+    share = fresh.standin.create_share(ctxt.project_id, size=1)
+    job_id = str(uuid.uuid4())
+    request = jobs.JobRequest.build(job_id=job_id, operation="protect", share_id=share["id"],
+                                    parameters=OPTIONS, max_bytes=10_000)
+    os.makedirs(fresh.conf.state_path, exist_ok=True)
+    journal = os.path.join(fresh.conf.state_path, "jobs.sqlite")
+    db = sqlite3.connect(journal)
+    db.executescript("""
+        CREATE TABLE jobs (job_id TEXT PRIMARY KEY, operation TEXT, share_id TEXT,
+            project_id TEXT, request TEXT, context TEXT, status TEXT, result TEXT,
+            error TEXT, host TEXT, request_id TEXT, created_at TEXT, started_at TEXT,
+            finished_at TEXT, finished_epoch REAL, start_notified INTEGER DEFAULT 0,
+            end_notified INTEGER DEFAULT 0);
+        CREATE TABLE job_tokens (job_id TEXT PRIMARY KEY, auth_token TEXT);""")
+    db.execute("INSERT INTO jobs (job_id, operation, share_id, project_id, request, context, "
+               "status, host, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               (job_id, "protect", share["id"], ctxt.project_id, json.dumps(request.to_dict()),
+                json.dumps({"project_id": ctxt.project_id, "roles": ["member"]}), "running",
+                "old-host", jobs.utcnow()))
+    db.execute("INSERT INTO job_tokens VALUES (?, ?)", (job_id, ctxt.auth_token))
+    db.commit()
+    db.close()
+
+    fresh.make_worker()
+
+    fresh.notifications.wait_for(lambda c: c.terminal(job_id))
+    assert fresh.client.get_job(ctxt, job_id)["status"] == "succeeded"
+    assert not os.path.exists(journal)  # and the token it kept in clear with it

@@ -31,19 +31,21 @@ def test_protect_restore_delete_by_call(worker, client, ctxt, share, standin, no
     assert standin.snapshot(saved["snapshot_id"])["status"] == "available"
     assert saved["access_rules"][0]["access_to"] == "10.1.0.0/16"
 
-    restored = client.restore(ctxt, new_id(), share["id"], saved, {"restore_name": "back"})
+    restore_id = new_id()
+    restored = client.restore(ctxt, restore_id, share["id"], saved, {"restore_name": "back"})
     assert restored["status"] == "succeeded"
     new_share = standin.share(restored["result"]["share_id"])
     assert new_share["name"] == "back" and new_share["status"] == "available"
     assert [r["access_to"] for r in standin.access_rules(new_share["id"])] == ["10.1.0.0/16"]
 
-    deleted = client.delete(ctxt, new_id(), share["id"], saved)
+    delete_id = new_id()
+    deleted = client.delete(ctxt, delete_id, share["id"], saved)
     assert deleted["status"] == "succeeded"
     assert standin.snapshot(saved["snapshot_id"]) is None
 
-    notifications.wait_for(lambda c: len(
-        [n for n in c.items if n["event_type"].endswith(".end")]) == 3)
-    notes = notifications.items
+    job_ids = (protect_id, restore_id, delete_id)
+    notifications.wait_for(lambda c: all(c.terminal(j) for j in job_ids))
+    notes = [n for j in job_ids for n in notifications.for_job(j)]
     assert events(notifications, protect_id) == ["manila_protector.protect.start",
                                                   "manila_protector.protect.end"]
     end = notifications.terminal(protect_id)[0]
@@ -96,7 +98,7 @@ def test_job_id_reused_for_another_operation_is_refused(worker, client, ctxt, sh
 def test_share_locked_by_another_job_fails_busy_after_lock_wait(worker, client, ctxt, share,
                                                                  standin, conf):
     other = locks_mod.ShareLocks(
-        locks_mod.ShareLocks.default_backend_url(conf.state_path), "intruder", lock_wait=1,
+        "file://" + conf.coordination.lock_path, "intruder", lock_wait=1,
         backend_timeout=conf.coordination.backend_timeout)
     other.start()
     try:
@@ -116,7 +118,7 @@ def test_jobs_on_other_shares_are_not_blocked_by_a_locked_share(worker, client, 
     locked = standin.create_share(project, size=1)
     free = standin.create_share(project, size=1)
     other = locks_mod.ShareLocks(
-        locks_mod.ShareLocks.default_backend_url(conf.state_path), "intruder", lock_wait=1,
+        "file://" + conf.coordination.lock_path, "intruder", lock_wait=1,
         backend_timeout=conf.coordination.backend_timeout)
     other.start()
     try:
@@ -179,11 +181,11 @@ def test_bad_input_by_cast_is_an_error_notification(worker, client, ctxt, share,
                                                     notifications, method, kwargs, field):
     standin.reset_requests()
     sent = _fill(kwargs, share["id"])
+    mark = notifications.mark()
     client._client.cast(ctxt, method, **sent)
     notifications.wait_for(lambda c: any(
-        n["event_type"] == f"manila_protector.{method}.error" for n in c.items))
-    notes = notifications.items
-    error = [n for n in notes if n["event_type"].endswith(".error")][0]
+        n["event_type"] == f"manila_protector.{method}.error" for n in c.since(mark)))
+    error = [n for n in notifications.since(mark) if n["event_type"].endswith(".error")][0]
     assert error["priority"] == "ERROR"
     assert error["payload"]["status"] == "failed"
     assert error["payload"]["error"]["code"] == "invalid_request"

@@ -71,6 +71,28 @@ _ADOPT_CHUNK = 500
 
 
 @dataclasses.dataclass(frozen=True)
+class Leftover:
+    """A snapshot or share a failed job made and could not delete."""
+
+    job_id: str
+    share_id: str
+    kind: str  # "snapshot" or "share"
+    resource_id: str
+
+
+def _leftover(error: dict[str, typing.Any] | None) -> tuple[str | None, str | None]:
+    """What a failed job's error says it left behind (``details.cleaned_up`` false)."""
+    details = (error or {}).get("details") or {}
+    if details.get("cleaned_up") is not False:
+        return None, None
+    for kind in ("snapshot", "share"):
+        resource_id = details.get(f"{kind}_id")
+        if isinstance(resource_id, str) and len(resource_id) <= 36:
+            return kind, resource_id
+    return None, None
+
+
+@dataclasses.dataclass(frozen=True)
 class StoredJob:
     """Everything a worker needs to (re)run a job: its record, request, context and token."""
 
@@ -154,7 +176,9 @@ class JobStore:
         """The store of a parsed configuration (``[database]``, ``[worker] token_keys``).
 
         Without ``token_keys`` an SQLite store uses (or generates) the key file
-        ``$state_path/token.key``; a shared database refuses to start without them.
+        ``token.key`` beside the database file (so that every worker of the host
+        sharing that file shares the key); a shared database refuses to start
+        without them.
 
         :raises ValueError: a key is not a Fernet key, or a shared store has none.
         """
@@ -164,7 +188,7 @@ class JobStore:
             cipher = tokens_mod.TokenCipher(keys)
         elif engine_mod.is_sqlite(url):
             cipher = tokens_mod.TokenCipher.from_key_file(
-                os.path.join(conf.state_path, KEY_FILE))
+                os.path.join(engine_mod.sqlite_directory(url) or conf.state_path, KEY_FILE))
         else:
             raise ValueError("[worker] token_keys must be set, the same on every worker, "
                              "when [database] connection is a shared database")
@@ -267,9 +291,9 @@ class JobStore:
     def begin(self, job_id: str, owner: str) -> StoredJob:
         """Load a job to run it and, unless it is finished, mark it running (again).
 
-        One transaction; it also records that the job's ``.start`` was sent (the
-        runner sends it before a job can begin).  A finished job is returned as
-        it is, whoever owns it.
+        One transaction.  A finished job is returned as it is, whoever owns it.
+        (That its ``.start`` went out is recorded apart, by :meth:`mark_notified`,
+        once the broker confirmed it.)
 
         :raises exception.NotOwner: the job is unfinished and ``owner`` no longer owns it.
         :raises exception.NotFound: no such job.
@@ -280,8 +304,7 @@ class JobStore:
                 self._fence(row, owner, "begin")
                 conn.execute(sa.update(_JOBS).where(_JOBS.c.job_id == job_id).values(
                     status=jobs.RUNNING,
-                    started_at=sa.func.coalesce(_JOBS.c.started_at, _now()),
-                    start_notified=True))
+                    started_at=sa.func.coalesce(_JOBS.c.started_at, _now())))
                 row = _row(conn, job_id)
             return row, self._token(conn, job_id)
 
@@ -304,6 +327,8 @@ class JobStore:
         """
         status = jobs.FAILED if error is not None else jobs.SUCCEEDED
 
+        kind, leftover = _leftover(error)
+
         def body(conn: sa.Connection) -> jobs.JobRecord:
             row = _row(conn, job_id, lock=True)
             if row.status in UNFINISHED:
@@ -312,12 +337,30 @@ class JobStore:
                     status=status,
                     result=json.dumps(result) if result is not None else None,
                     error=json.dumps(error) if error is not None else None,
-                    finished_at=_now(), phase=None, phase_started_at=None, deadline=None))
+                    finished_at=_now(), phase=None, phase_started_at=None, deadline=None,
+                    leftover_kind=kind, leftover_id=leftover))
                 row = _row(conn, job_id)
             _drop_token(conn, job_id)
             return _record(row)
 
         return self._db.transaction(f"finishing job {job_id}", body)
+
+    def leftovers(self, limit: int = 100) -> list[Leftover]:
+        """What failed jobs made and could not delete (oldest first), for the sweeper."""
+        return self._db.transaction("listing leftovers", lambda conn: [
+            Leftover(job_id=row.job_id, share_id=row.share_id, kind=row.leftover_kind,
+                     resource_id=row.leftover_id)
+            for row in conn.execute(
+                sa.select(_JOBS.c.job_id, _JOBS.c.share_id, _JOBS.c.leftover_kind,
+                          _JOBS.c.leftover_id)
+                .where(_JOBS.c.leftover_id.is_not(None))
+                .order_by(_JOBS.c.finished_at, _JOBS.c.job_id).limit(limit))])
+
+    def swept(self, job_id: str) -> None:
+        """Record that what the job left is gone (its error keeps naming it)."""
+        self._db.transaction(f"recording job {job_id}'s leftover swept", lambda conn:
+                             conn.execute(sa.update(_JOBS).where(_JOBS.c.job_id == job_id)
+                                          .values(leftover_kind=None, leftover_id=None)))
 
     def mark_notified(self, job_id: str, *, terminal: bool) -> None:
         """Record that the job's ``.start`` (or terminal) notification was sent.

@@ -82,6 +82,15 @@ def is_sqlite(url: str) -> bool:
     return sa.engine.make_url(url).get_backend_name() == "sqlite"
 
 
+def sqlite_directory(url: str) -> str | None:
+    """The directory of an SQLite database file (None: not a file, or not SQLite)."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database \
+            or parsed.database == ":memory:":
+        return None
+    return os.path.dirname(os.path.abspath(parsed.database))
+
+
 def _prepare_sqlite_file(url: sa.engine.URL) -> None:
     path = url.database
     if not path or path == ":memory:":

@@ -10,6 +10,8 @@ reflected and compared).
   (the request, the context without secrets, the result, the error) are TEXT,
   MEDIUMTEXT on MariaDB/MySQL (TEXT there stops at 64 KiB).  Timestamps are
   naive UTC with microseconds (``DATETIME(6)`` on MariaDB).
+  ``leftover_kind``/``leftover_id`` name what a failed job made and could not
+  delete, until the sweeper has deleted it.
 - ``job_tokens``: the caller's token of an unfinished job, Fernet-encrypted;
   never in ``jobs``, deleted when the job finishes.
 """
@@ -50,7 +52,12 @@ jobs = sa.Table(
     sa.Column("phase", sa.String(64), nullable=True),
     sa.Column("phase_started_at", TIMESTAMP, nullable=True),
     sa.Column("deadline", TIMESTAMP, nullable=True),
+    # What a failed job made and could not delete ("snapshot"/"share" and its id),
+    # until the sweeper deleted it.
+    sa.Column("leftover_kind", sa.String(16), nullable=True),
+    sa.Column("leftover_id", sa.String(36), nullable=True),
     sa.Index("jobs_owner_status", "owner", "status"),
+    sa.Index("jobs_leftover", "leftover_id"),
     sa.Index("jobs_created", "created_at", "job_id"),
     sa.Index("jobs_project_created", "project_id", "created_at", "job_id"),
     sa.Index("jobs_share", "share_id"),

@@ -44,6 +44,8 @@ def upgrade() -> None:
         sa.Column("phase", sa.String(64), nullable=True),
         sa.Column("phase_started_at", _TIME, nullable=True),
         sa.Column("deadline", _TIME, nullable=True),
+        sa.Column("leftover_kind", sa.String(16), nullable=True),
+        sa.Column("leftover_id", sa.String(36), nullable=True),
         **_MYSQL,
     )
     op.create_index("jobs_owner_status", "jobs", ["owner", "status"])
@@ -51,6 +53,7 @@ def upgrade() -> None:
     op.create_index("jobs_project_created", "jobs", ["project_id", "created_at", "job_id"])
     op.create_index("jobs_share", "jobs", ["share_id"])
     op.create_index("jobs_finished", "jobs", ["finished_at"])
+    op.create_index("jobs_leftover", "jobs", ["leftover_id"])
     op.create_table(
         "job_tokens",
         sa.Column("job_id", sa.String(36),

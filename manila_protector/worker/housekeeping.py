@@ -1,0 +1,149 @@
+"""The worker's housekeeping: what a fleet needs done in the background.
+
+Every ``[worker] housekeeping_interval`` seconds, each step on its own (one
+failing does not skip the others, and none ends the worker):
+
+* **membership**: join the topic's group again (a lock backend that restarted
+  without persistence forgot it), with this worker's capabilities;
+* **notifications**: send the terminal notifications the broker did not confirm;
+* **takeover**: a worker that owns jobs in the store but has been missing from
+  the group for ``takeover_after`` seconds is gone for good -- adopt its jobs
+  and resume them here (their job tags mean no second snapshot or share; of
+  several workers adopting at once each job goes to exactly one);
+* **sweep**: delete what failed jobs made and could not delete, under the share's
+  lock, with the service's own ``[manila]`` credentials (without them, what is
+  left stays named in the failed jobs' errors);
+* **purge**: forget finished jobs older than ``job_retention`` (hourly).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import typing
+
+from manila_protector import exception
+
+LOG = logging.getLogger(__name__)
+
+#: Seconds between two purges of old finished jobs.
+PURGE_PERIOD = 3600.0
+
+
+class Membership(typing.Protocol):
+    """The group membership (``worker.locks.ShareLocks``)."""
+
+    def join(self, group: str, capabilities: dict[str, typing.Any]) -> None: ...
+
+    def members(self, group: str) -> dict[str, dict[str, typing.Any]]: ...
+
+
+class Housekeeper:
+    """Runs the housekeeping steps in a thread of its own until stopped.
+
+    :param runner: the job runner (``resend_notifications``, ``adopt``).
+    :param store: the job store (``owners``, ``purge``).
+    :param membership: the group membership on the lock backend.
+    :param group: the topic's group.
+    :param host: this worker (its member id and the owner of its jobs).
+    :param capabilities: what this worker announces in the group.
+    :param interval: seconds between rounds.
+    :param takeover_after: seconds a member must be missing before its jobs are adopted.
+    :param retention: seconds finished jobs are kept (0: forever).
+    :param clock: monotonic seconds (tests drive it).
+    """
+
+    def __init__(self, *, runner: typing.Any, store: typing.Any, membership: Membership,
+                 group: str, host: str, capabilities: dict[str, typing.Any], interval: float,
+                 takeover_after: float, retention: float,
+                 clock: typing.Callable[[], float] = time.monotonic) -> None:
+        self._runner = runner
+        self._store = store
+        self._membership = membership
+        self._group = group
+        self._host = host
+        self._capabilities = capabilities
+        self._interval = interval
+        self._takeover_after = takeover_after
+        self._retention = retention
+        self._clock = clock
+        self._missing_since: dict[str, float] = {}
+        self._last_purge: float | None = None
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="housekeeping", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stopped.wait(self._interval):
+            self.run_once()
+
+    def run_once(self) -> None:
+        """One round of every step (each one's failure is logged, the others still run)."""
+        for step in (self.rejoin, self.resend, self.take_over, self.sweep, self.purge):
+            try:
+                step()
+            except exception.ProtectorError as exc:
+                LOG.warning("housekeeping: %s failed (%s); trying again next round",
+                            step.__name__, exc)
+            except Exception:  # noqa: BLE001 - housekeeping must not end the worker
+                LOG.exception("housekeeping: %s failed; trying again next round",
+                              step.__name__)
+
+    def rejoin(self) -> None:
+        self._membership.join(self._group, self._capabilities)
+
+    def resend(self) -> None:
+        sent = self._runner.resend_notifications()
+        if sent:
+            LOG.info("housekeeping: sent %d notification(s) the broker had not confirmed",
+                     sent)
+
+    def take_over(self) -> list[str]:
+        """Adopt the jobs of every owner missing from the group for ``takeover_after``.
+
+        :returns: the owners whose jobs were adopted this round.
+        """
+        live = set(self._membership.members(self._group))
+        now = self._clock()
+        owners = self._store.owners() - {self._host}
+        for gone in set(self._missing_since) - owners:
+            self._missing_since.pop(gone)  # its work is done (or adopted elsewhere)
+        adopted = []
+        for owner in sorted(owners):
+            if owner in live:
+                self._missing_since.pop(owner, None)
+                continue
+            since = self._missing_since.setdefault(owner, now)
+            if now - since < self._takeover_after:
+                continue
+            count = self._runner.adopt(owner)
+            LOG.warning("worker %s has been missing from %s for %.0f s: adopted %d of its "
+                        "unfinished job(s)", owner, self._group, now - since, count)
+            self._missing_since.pop(owner, None)
+            adopted.append(owner)
+        return adopted
+
+    def sweep(self) -> None:
+        swept = self._runner.sweep_leftovers()
+        if swept:
+            LOG.info("housekeeping: deleted %d snapshot(s)/share(s) failed jobs had left", swept)
+
+    def purge(self) -> None:
+        now = self._clock()
+        if not self._retention or (self._last_purge is not None
+                                   and now - self._last_purge < PURGE_PERIOD):
+            return
+        self._last_purge = now
+        purged = self._store.purge(self._retention)
+        if purged:
+            LOG.info("housekeeping: forgot %d finished job(s) older than %ss", purged,
+                     self._retention)
