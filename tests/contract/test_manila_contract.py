@@ -327,10 +327,11 @@ def test_a_member_cannot_protect_restore_from_or_delete_another_projects_share(
     failed(client.restore(intruder_ctxt, new_id(), share["id"], saved, {}), "not_found")
     failed(client.restore(intruder_ctxt, new_id(), share["id"], saved,
                           {"share_id": share["id"]}), "not_found")
-    # Manila answers 404 for another project's snapshot, exactly as for a deleted one:
-    # an idempotent delete then reports it gone -- and must not have touched it.
-    deleted = succeeded(client.delete(intruder_ctxt, new_id(), share["id"], saved))
-    assert deleted == {"snapshot_id": saved["snapshot_id"], "already_gone": True}
+    # Manila answers 404 for another project's snapshot, exactly as for a deleted one; the
+    # intruder cannot see the share either, so nothing shows the snapshot is gone: not_found,
+    # never a "deleted" that leaves the owner's snapshot in place.
+    refused = failed(client.delete(intruder_ctxt, new_id(), share["id"], saved), "not_found")
+    assert saved["snapshot_id"] in refused["message"]
 
     assert [(s["id"], s["status"]) for s in backend.snapshots(share["id"])] == [
         (saved["snapshot_id"], "available")]
