@@ -33,6 +33,12 @@ The journal's guarantees carry over, now across the fleet:
 
 The store does not decide identity: callers pass the project whose jobs may be
 seen (or None for an administrator), decided once where the request entered.
+
+Why this module is over the house's ~500 lines: it is the store's one public
+surface, and each method is one transaction whose fencing and exactly-once
+rules are written beside it; splitting them would scatter the invariants above.
+The parts that stand alone already live apart (:mod:`.engine`, :mod:`.listing`,
+:mod:`.tokens`, :mod:`.models`).
 """
 
 from __future__ import annotations
