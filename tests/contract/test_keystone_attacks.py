@@ -348,6 +348,7 @@ def test_a_token_that_expires_during_a_job_is_carried_by_service_tokens(scene):
     after_expiry = [seen for seen in scene.identity.seen_since(mark)
                     if seen.time >= ends and seen.status < 300]
     print(f"requests served after the token expired: {len(after_expiry)}")
+    row.outcomes.append(f"{len(after_expiry)} requests served after the token expired")
     assert after_expiry, "the token did not expire before the job's last request"
     snapshot_id = record["result"]["snapshot_id"]
     assert snapshot_id in {s["id"] for s in scene.identity.snapshots(scene.share_a["id"])}
