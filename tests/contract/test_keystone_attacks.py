@@ -45,8 +45,9 @@ REFUSED = frozenset({"not_authorized", "not_found", "token_expired"})
 #: within it; the token outlives it).
 CLEANUP_TIMEOUT = 8.0
 #: Seconds a job has to act before its token is too close to expiry: less than a slow
-#: snapshot takes, so that the token runs out while the job waits for its snapshot.
-ACTING_WINDOW = 2.5
+#: snapshot takes (3 s), so that the token runs out while the job waits for its
+#: snapshot however soon the job asked for it.
+ACTING_WINDOW = 2.8
 
 
 @pytest.fixture(scope="module", params=[
