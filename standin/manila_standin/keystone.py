@@ -272,9 +272,14 @@ class KeystoneStandIn:
         :raises KeyError: no such user, or no role in that project.
         """
         with self._lock:
-            found = next(u for u in self._users.values() if u.name == user)
-            project_id = (next(i for i, n in self._projects.items() if n == project)
-                          if project else found.default_project_id)
+            found = next((u for u in self._users.values() if u.name == user), None)
+            if found is None:
+                raise KeyError(f"no user {user}")
+            project_id = found.default_project_id
+            if project:
+                project_id = next((i for i, n in self._projects.items() if n == project), None)
+                if project_id is None:
+                    raise KeyError(f"no project {project}")
             value, token = self._issue(found, project_id, expires_in)
             body = self._token_body(token, catalog=True)
         return {"token": value, "issued_at": body["issued_at"],
