@@ -2,7 +2,7 @@
 
 :class:`KeystoneStandIn` serves, over real HTTP on a loopback port, what a
 service and keystoneauth need of Keystone, answering as Keystone 30 does
-(checked against the real one by ``tests/contract/test_keystone_standin.py``):
+(checked against the real one by ``tests/contract/test_keystone_fidelity.py``):
 
 * version discovery: ``GET /`` (300, the versions) and ``GET /v3`` (the v3 document);
 * ``POST /v3/auth/tokens``: password authentication, scoped to a project (the

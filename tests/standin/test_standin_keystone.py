@@ -1,6 +1,6 @@
 """The Keystone stand-in: logins and catalogs through keystoneauth, validation with
 Keystone's rules, and Manila behind it as keystonemiddleware guards it (manual clock:
-a token expires when the test says so). ``tests/contract/test_keystone_standin.py``
+a token expires when the test says so). ``tests/contract/test_keystone_fidelity.py``
 compares every answer with the real Keystone 30's."""
 
 from __future__ import annotations

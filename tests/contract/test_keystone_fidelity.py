@@ -202,7 +202,7 @@ PROBES = {
 
 
 @pytest.mark.parametrize("probe", PROBES)
-def test_the_standin_answers_as_the_real_keystone_and_manila_do(answers, probe):
+def test_the_stand_in_answers_as_the_real_keystone_and_manila_do(answers, probe):
     assert set(answers["standin"]) == set(PROBES)
     assert answers["real"][probe]["status"] == PROBES[probe]
     assert answers["standin"][probe] == answers["real"][probe]
