@@ -77,6 +77,8 @@ class Scene:
     host: str
     logs: list[pathlib.Path]
     service_user_client: typing.Any = None
+    #: Every short-lived token minted for A (none may reach a log).
+    minted: list[str] = dataclasses.field(default_factory=list)
 
     def holdings(self) -> dict[str, typing.Any]:
         return self.identity.holdings([self.share_a["id"], self.share_b["id"]],
@@ -276,6 +278,7 @@ def _token_nearly_out(scene: Scene, lifetime: int, left: float) -> dict[str, typ
     """A real token of member-a, once it has at most ``left`` seconds to live
     (waited for, on the token's own ``expires_at``)."""
     minted = scene.identity.short_lived_token("member-a", lifetime)
+    scene.minted.append(minted["token"])
     ends = attacks.expires_at(minted)
     attacks.wait_until(lambda: ends - time.time() <= left,
                        f"the token to have {left:g} s left", timeout=lifetime + 10)
@@ -314,6 +317,7 @@ def test_a_token_that_expires_during_a_job_fails_it_token_expired_and_cleans_up(
 
 def test_an_expired_token_is_refused_token_expired_before_anything_is_sent(scene):
     minted = scene.identity.short_lived_token("member-a", 1)
+    scene.minted.append(minted["token"])
     ends = attacks.expires_at(minted)
     attacks.wait_until(lambda: time.time() > ends + 1, "the token to expire",
                        timeout=30)
@@ -362,7 +366,7 @@ def test_a_token_that_expires_during_a_job_is_carried_by_service_tokens(scene):
 
 
 def test_no_token_or_password_reaches_a_worker_log(scene):
-    secrets = [scene.a.token, scene.b.token] + [
+    secrets = [scene.a.token, scene.b.token, *scene.minted] + [
         user["password"] for user in scene.identity.env["users"].values()]
     for log in scene.logs:
         text = log.read_text(errors="replace")
