@@ -126,7 +126,8 @@ class Caller:
             mismatch.append("is_admin")
         if mismatch:
             raise exception.NotAuthorized(
-                f"the request context's {', '.join(mismatch)} do not match its token",
+                f"the request context's {', '.join(mismatch)} "
+                f"{'does' if len(mismatch) == 1 else 'do'} not match its token",
                 details={"fields": mismatch})
         return dataclasses.replace(
             self, user_id=user_id, project_id=project_id, roles=granted, is_admin=admin,

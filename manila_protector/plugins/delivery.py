@@ -147,13 +147,16 @@ class Delivery:
         """An idempotent request, retried after retryable errors until the deadline."""
         return self._waiter.retry(call, deadline, what)
 
-    def mutate(self, what: str, call: typing.Callable[[], _T]) -> _T:
+    def mutate(self, what: str, call: typing.Callable[[], _T], *, cleanup: bool = False) -> _T:
         """A mutating request, sent only once the guard allows it.
 
+        :param cleanup: the request deletes what a failed job made: it may be sent
+            until the caller's token expires (the time kept for it), not only until
+            the job had to stop acting.
         :raises exception.GuardRefused: the guard refused, or the caller's token
             expires too soon; nothing was sent.
         """
-        stop = self._stop_acting_at
+        stop = self._token_expires_at if cleanup else self._stop_acting_at
         if stop is not None and self._waiter.clock.now() >= stop:
             raise exception.GuardRefused.before(what, self._token_expired(what))
         if self._guard is not None:
@@ -231,8 +234,12 @@ class Delivery:
         status: typing.Callable[[], str],
         deletable: frozenset[str],
         deadline: waiting.Deadline,
+        *,
+        cleanup: bool = False,
     ) -> None:
         """Send a delete request; after a lost answer, send it again only if Manila did not act.
+
+        :param cleanup: see :meth:`mutate`.
 
         :raises exception.NotFound: the resource is gone.
         :raises exception.ProtectorError: the request failed ``REQUEST_ATTEMPTS``
@@ -245,7 +252,7 @@ class Delivery:
             if lost and status() not in deletable:
                 return  # deleting, or gone: an earlier request was carried out
             try:
-                self.mutate(what, delete)
+                self.mutate(what, delete, cleanup=cleanup)
             except exception.ProtectorError as exc:
                 lost = lost or answer_lost(exc)
                 raise
@@ -320,7 +327,7 @@ class Delivery:
             if status in deletable:
                 try:
                     self.request_deletion(f"deleting {what}", delete, polled, deletable,
-                                          deadline)
+                                          deadline, cleanup=True)
                 except exception.NotFound:
                     status = statuses.GONE
             if status != statuses.GONE:

@@ -133,8 +133,7 @@ class TokenValidator:
                 endpoint_filter={"service_type": "identity", "interface": self._interfaces,
                                  "region_name": self._region_name, "version": (3, 0)})
         if response.status_code == 404:
-            raise exception.NotAuthorized("Keystone does not know the request's token (it is "
-                                          "invalid, revoked or expired)")
+            raise self._unknown(token)
         if response.status_code in (401, 403):
             raise exception.IdentityUnavailable(
                 f"Keystone refused this service's own credentials (HTTP {response.status_code})"
@@ -156,6 +155,24 @@ class TokenValidator:
         return _Validated(user_id=info.user_id, project_id=info.project_id,
                           roles=tuple(info.role_names or ()), expires_at=expires,
                           catalog=catalog, keep_until=keep)
+
+    def _unknown(self, token: str) -> exception.NotAuthorized:
+        """Why Keystone does not take a token: it expired (``token_expired``, retryable:
+        send the job again with a fresh one), or it is not a token of Keystone's."""
+        with _translate("ask Keystone whether the caller's token expired"):
+            response = self._session.get(
+                "/auth/tokens", headers={"X-Subject-Token": token}, raise_exc=False,
+                params={"allow_expired": 1},
+                endpoint_filter={"service_type": "identity", "interface": self._interfaces,
+                                 "region_name": self._region_name, "version": (3, 0)})
+        if response.status_code == 200:
+            expires = access.create(body=response.json(), auth_token=token).expires
+            if expires is not None and expires <= datetime.datetime.now(datetime.UTC):
+                return exception.TokenExpired(
+                    f"the request's token expired at {expires.isoformat()}",
+                    details={"expired_at": expires.isoformat()})
+        return exception.NotAuthorized("Keystone does not know the request's token (it is "
+                                       "invalid or revoked)")
 
 
 @contextlib.contextmanager

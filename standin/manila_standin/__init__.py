@@ -16,6 +16,8 @@ Where things are::
     transitions.py       transitional statuses completing on the stand-in clock
     conflicts.py         the conflict detector (overlapping mutations of a share)
     identity.py          tokens -> who is calling; what the caller may see and change
+    keystone.py          KeystoneStandIn: Keystone's token API (logins, validation,
+                         discovery, catalogs) and keystonemiddleware's rules for Manila
     collection.py        the base of the resource collections
     clock.py config.py errors.py faults.py
     params.py listing.py routing.py render.py versions.py requestlog.py
@@ -33,6 +35,8 @@ Where things are::
 
 from manila_standin.clock import ManualClock, RealClock
 from manila_standin.config import Delays, Quotas, StandInConfig
+from manila_standin.keystone import KeystoneStandIn
 from manila_standin.server import ManilaStandIn
 
-__all__ = ["Delays", "ManilaStandIn", "ManualClock", "Quotas", "RealClock", "StandInConfig"]
+__all__ = ["Delays", "KeystoneStandIn", "ManilaStandIn", "ManualClock", "Quotas", "RealClock",
+           "StandInConfig"]

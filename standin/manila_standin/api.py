@@ -100,7 +100,8 @@ class ManilaApi:
 
         versioned = path == "/v2" or path.startswith("/v2/")
         requested = versions.requested_version(headers) if versioned else None
-        ctx = self.state.tokens.resolve(headers.get("x-auth-token"), request_id)
+        ctx = self.state.tokens.resolve(headers.get("x-auth-token"), request_id,
+                                        headers.get("x-service-token"))
         route = path
         version: versions.Version | None = None
         version_error: errors.ApiError | None = None
@@ -183,7 +184,11 @@ class ManilaApi:
         if not (path == "/v2" or path.startswith("/v2/")):
             raise errors.not_found()
         if ctx is None:
-            raise errors.ApiError(401)
+            uri = self.state.tokens.keystone_uri
+            if uri is None:
+                raise errors.ApiError(401)
+            # keystonemiddleware's auth_token answers before Manila sees the request.
+            raise errors.KeystoneUnauthorized(uri)
         if version_error is not None:
             raise version_error
         assert version is not None

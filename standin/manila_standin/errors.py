@@ -85,6 +85,20 @@ class ApiError(Exception):
         return {fault_name(self.status): fault}
 
 
+class KeystoneUnauthorized(ApiError):
+    """The 401 keystonemiddleware's ``auth_token`` answers in front of Manila.
+
+    :param uri: Keystone's auth URL (``WWW-Authenticate: Keystone uri="..."``).
+    """
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(401, "The request you have made requires authentication.",
+                         {"WWW-Authenticate": f'Keystone uri="{uri}"'})
+
+    def body(self) -> dict[str, typing.Any]:
+        return {"error": {"code": 401, "title": "Unauthorized", "message": self.message}}
+
+
 def bad_request(message: str | None = None) -> ApiError:
     """400, Manila's ``badRequest``."""
     return ApiError(400, message)

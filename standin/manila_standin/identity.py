@@ -1,7 +1,9 @@
 """Who is calling, and what the caller may see and change: decided here, once.
 
 A request's token becomes a :class:`Context` in one place, :meth:`Tokens.resolve`:
-a registered ("keystone-validated") token first, then a noauth ``user:project``
+a registered ("keystone-validated") token first, then -- where a Keystone stand-in
+is linked (:meth:`Tokens.use_keystone`) -- what Keystone says of the token and an
+``X-Service-Token`` (keystonemiddleware's rules), then a noauth ``user:project``
 token, which, like Manila's ``noauthv2`` strategy, makes the caller an admin of
 that project. Every visibility and policy decision of the model asks the context
 (:meth:`Context.owns`); none looks at a token or at roles again.
@@ -58,6 +60,21 @@ def require_admin(ctx: Context) -> None:
         raise errors.forbidden(errors.ACCESS_DENIED)
 
 
+class KnownToken(typing.Protocol):
+    """What a Keystone says a token stands for."""
+
+    user_id: str
+    project_id: str | None
+    roles: tuple[str, ...]
+
+
+class Authenticator(typing.Protocol):
+    """A Keystone that authenticates a request's token (and service token)."""
+
+    def authenticate(self, token: str | None,
+                     service_token: str | None = None) -> KnownToken | None: ...
+
+
 @dataclasses.dataclass(frozen=True)
 class TokenInfo:
     """A registered ("keystone-validated") token."""
@@ -79,6 +96,15 @@ class Tokens:
         self._lock = threading.Lock()
         self._tokens: dict[str, TokenInfo] = {}
         self._revoked: set[str] = set()
+        self._keystone: Authenticator | None = None
+        #: Keystone's address for ``WWW-Authenticate`` (None: no Keystone linked).
+        self.keystone_uri: str | None = None
+
+    def use_keystone(self, keystone: Authenticator, uri: str) -> None:
+        """Ask ``keystone`` about every token not registered here (see
+        ``KeystoneStandIn.authenticate``); ``uri`` is its auth URL."""
+        self._keystone = keystone
+        self.keystone_uri = uri
 
     def register(
         self, token: str, user_id: str, project_id: str, roles: typing.Iterable[str] = ()
@@ -94,14 +120,25 @@ class Tokens:
             self._tokens.pop(token, None)
             self._revoked.add(token)
 
-    def resolve(self, token: str | None, request_id: str | None = None) -> Context | None:
-        """Return the context of ``token`` or None when it does not authenticate."""
+    def resolve(self, token: str | None, request_id: str | None = None,
+                service_token: str | None = None) -> Context | None:
+        """Return the context of ``token`` or None when it does not authenticate.
+
+        :param service_token: the request's ``X-Service-Token`` (read only where a
+            Keystone stand-in is linked, as keystonemiddleware reads it).
+        """
         if not token:
             return None
         with self._lock:
             if token in self._revoked:
                 return None
             info = self._tokens.get(token)
+        if info is None and self._keystone is not None:
+            known = self._keystone.authenticate(token, service_token)
+            if known is not None and known.project_id is not None:
+                info = TokenInfo(known.user_id, known.project_id, tuple(known.roles))
+            elif service_token or not self._config.accept_noauth_tokens:
+                return None
         if info is not None:
             return Context(
                 info.user_id, info.project_id, "admin" in info.roles, info.roles, request_id

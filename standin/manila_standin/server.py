@@ -27,6 +27,7 @@ from manila_standin import config as config_mod
 from manila_standin import conflicts as conflicts_mod
 from manila_standin import faults as faults_mod
 from manila_standin import identity
+from manila_standin import keystone as keystone_mod
 from manila_standin import render as render_mod
 from manila_standin import requestlog
 from manila_standin import shares_api
@@ -49,7 +50,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     # answer without that delay, and so must we.
     disable_nagle_algorithm = True
 
-    server: _HttpServer
+    server: HttpServer
 
     def _read_body(self) -> bytes:
         length = self.headers.get("Content-Length")
@@ -110,11 +111,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         LOG.debug("%s - " + format, self.address_string(), *args)
 
 
-class _HttpServer(http.server.ThreadingHTTPServer):
+class HttpServer(http.server.ThreadingHTTPServer):
+    """A threading HTTP server answering with ``api.handle`` (the Manila API, or the
+    Keystone stand-in)."""
+
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], api: api_mod.ManilaApi) -> None:
+    def __init__(self, address: tuple[str, int], api: typing.Any) -> None:
         self.api = api
         super().__init__(address, _Handler)
 
@@ -156,7 +160,7 @@ class ManilaStandIn:
         self.api = api_mod.ManilaApi(self.state, self.faults, self._log)
         self._host = host
         self._port = port
-        self._server: _HttpServer | None = None
+        self._server: HttpServer | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ----------------------------------------------------------
@@ -169,7 +173,7 @@ class ManilaStandIn:
         """
         if self._server is not None:
             raise RuntimeError("the stand-in is already running")
-        server = _HttpServer((self._host, self._port), self.api)
+        server = HttpServer((self._host, self._port), self.api)
         self._server = server
         self._port = server.server_address[1]
         self._thread = threading.Thread(
@@ -231,6 +235,18 @@ class ManilaStandIn:
     ) -> None:
         """Register a keystone-validated token; it is admin only with role ``admin``."""
         self.state.tokens.register(token, user_id, project_id, roles)
+
+    def use_keystone(self, keystone: keystone_mod.KeystoneStandIn,
+                     service_type: str = "sharev2", name: str = "manilav2") -> None:
+        """Put this stand-in behind ``keystone`` as Manila's keystone pipeline is:
+        every token is Keystone's (expired user tokens pass with a valid
+        ``X-Service-Token`` of a user with the ``service`` role), a refusal is
+        keystonemiddleware's 401, and noauth tokens stop working. The catalog of
+        ``keystone`` gains this Manila (``<endpoint>/$(project_id)s``).
+        """
+        self.config.accept_noauth_tokens = False
+        self.state.tokens.use_keystone(keystone, keystone.auth_url)
+        keystone.add_service(service_type, name, self.endpoint + "/$(project_id)s")
 
     def revoke_token(self, token: str) -> None:
         """Invalidate ``token`` (also a noauth one): requests with it get 401."""

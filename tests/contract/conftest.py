@@ -25,6 +25,7 @@ from oslo_context import context as oslo_context
 
 from manila_protector.rpc import api as rpc_api
 
+from support import attacks
 from support import fixtures
 from support import manila_backends
 from support import rabbit
@@ -54,6 +55,12 @@ def pytest_terminal_summary(terminalreporter: typing.Any) -> None:
     if "tier_end" in _TIMES:
         terminalreporter.write_line(
             f"contract tier: {_TIMES['tier_end'] - _TIMES['tier_start']:.1f} s wall time")
+    lines = attacks.table()
+    if lines:
+        terminalreporter.write_line("")
+        terminalreporter.write_line("issue 11's attacks (tests/contract/test_keystone_attacks.py)")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session", autouse=True)
