@@ -18,9 +18,12 @@ thread to answer them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import typing
+
+from oslo_context import context as oslo_context
 
 from manila_protector import exception
 from manila_protector import identity
@@ -44,6 +47,36 @@ class Notifier(typing.Protocol):
     def start(self, record: jobs.JobRecord) -> None: ...
 
     def finished(self, record: jobs.JobRecord) -> None: ...
+
+
+@contextlib.contextmanager
+def job_log_context(job_id: str, context: typing.Mapping[str, typing.Any]
+                    ) -> typing.Iterator[oslo_context.RequestContext]:
+    """Install a job's own request context in this thread while it runs.
+
+    oslo.log reads the request context of a log line from oslo.context's
+    thread-local store, so every line the job's thread writes -- the runner's,
+    the locks', the plugin core's -- carries the caller's ``request_id`` (and
+    user and project), and the job id as the context's ``resource_uuid``
+    (shown by ``%(instance)s`` in ``logging_context_format_string``, formatted
+    by ``instance_uuid_format``: ``[job <job_id>]`` by the worker's default).
+    The thread's previous context is put back afterwards, so that nothing of
+    this job follows the thread into its next one.
+
+    :param context: the job's stored request context (without secrets).
+    """
+    previous = oslo_context.get_current()
+    installed = oslo_context.RequestContext(
+        request_id=context.get("request_id"), user_id=context.get("user_id"),
+        project_id=context.get("project_id"), resource_uuid=job_id, overwrite=True)
+    try:
+        yield installed
+    finally:
+        if previous is not None:
+            previous.update_store()
+        else:
+            # NOTE: oslo.context offers no public way to clear the store.
+            vars(oslo_context._request_store).pop("context", None)  # noqa: SLF001
 
 
 class _Done(threading.Event):
@@ -316,6 +349,11 @@ class JobRunner:
         if stored.record.finished:
             self._release_waiters(job_id, stored.record)
             return
+        with job_log_context(job_id, stored.context):
+            self._run_stored(stored)
+
+    def _run_stored(self, stored: store_api.StoredJob) -> None:
+        job_id = stored.record.job_id
         if not self._store.start_notified(job_id):
             self._announce_start(stored.record)
         request = stored.request

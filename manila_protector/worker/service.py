@@ -70,9 +70,11 @@ def prepare_conf(conf: cfg.ConfigOpts) -> None:
     Also sets the worker's defaults of oslo.messaging options (a configured value
     wins): durable queues and exchanges (``contract.MESSAGING_DEFAULTS``), so that
     a RabbitMQ restart loses no accepted request and no unread notification;
-    ``messagingv2`` notifications; and a prefetch bound on its queues.
+    ``messagingv2`` notifications; a prefetch bound on its queues; and log lines
+    that name their job (``instance_uuid_format``, see :data:`opts.JOB_LOG_FORMAT`).
     """
     logging.register_options(conf)
+    opts.set_log_defaults(conf)
     opts.register_opts(conf)
     rpc_api.prepare_conf(conf)
     conf.set_default("driver", ["messagingv2"], group="oslo_messaging_notifications")
