@@ -100,6 +100,16 @@ _WORKER_OPTS = [
              "record at once, so that get_job and list_jobs always find a thread. Keep "
              "well below [DEFAULT] executor_thread_pool_size.",
     ),
+    cfg.FloatOpt(
+        "progress_interval",
+        default=5.0,
+        min=0.0,
+        help="Least seconds between two manila_protector.<operation>.progress "
+             "notifications of one job. A phase change sooner than that is held back and "
+             "only the latest one is sent once the interval has passed; the job store "
+             "records every phase at once (get_job, list_jobs). Progress notifications "
+             "are best effort; terminal ones are not affected.",
+    ),
     cfg.IntOpt(
         "takeover_after",
         default=300,

@@ -1,7 +1,9 @@
-"""Status notifications: ``manila_protector.<operation>.start`` / ``.end`` / ``.error``.
+"""Status notifications: ``manila_protector.<operation>.start`` / ``.progress`` / ``.end`` /
+``.error``.
 
 Payload: the job record (see ``doc/notifications.rst``).  ``.error`` is sent at
-ERROR priority, the others at INFO.  The publisher id is
+ERROR priority, the others at INFO.  ``.progress`` is best effort: sent once,
+without retries, so that a broker away never holds a job up.  The publisher id is
 ``manila_protector.<host>``; the envelope is oslo.messaging's 2.0 format
 (``messagingv2``), what every OpenStack consumer reads.
 
@@ -114,6 +116,14 @@ class JobNotifier:
         """``.start`` of an accepted job.  :raises exception.NotificationFailed: not sent."""
         self._send("INFO", event_type(record.operation, "start"), record.to_dict(),
                    self._context(record))
+
+    def progress(self, record: jobs.JobRecord) -> None:
+        """``.progress`` of a running job that entered a phase; one attempt, no retries.
+
+        :raises exception.NotificationFailed: not sent.
+        """
+        self._send("INFO", event_type(record.operation, "progress"), record.to_dict(),
+                   self._context(record), retry=0)
 
     def finished(self, record: jobs.JobRecord) -> None:
         """``.end`` for a succeeded job, ``.error`` (ERROR priority) for a failed one.

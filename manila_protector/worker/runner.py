@@ -32,6 +32,7 @@ from manila_protector.plugins import resources
 from manila_protector.plugins import runtime as plugin_runtime
 from manila_protector.worker import execution
 from manila_protector.worker import pool as pool_mod
+from manila_protector.worker import progress as progress_mod
 from manila_protector.worker.store import api as store_api
 
 LOG = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class Notifier(typing.Protocol):
     def start(self, record: jobs.JobRecord) -> None: ...
 
     def finished(self, record: jobs.JobRecord) -> None: ...
+
+    def progress(self, record: jobs.JobRecord) -> None: ...
 
 
 @contextlib.contextmanager
@@ -100,6 +103,8 @@ class JobRunner:
     :param identify: the caller of a request context (:class:`identity.Caller`):
         validated with Keystone where configured, else read strictly from the
         context; the only place identity is decided.
+    :param progress_interval: least seconds between two ``.progress`` notifications
+        of one job (see :mod:`manila_protector.worker.progress`).
     """
 
     def __init__(
@@ -115,7 +120,9 @@ class JobRunner:
         identify: typing.Callable[[typing.Any], identity.Caller],
         max_queued_jobs: int = 10000,
         max_waiting_calls: int = 32,
+        progress_interval: float = 5.0,
     ) -> None:
+        self._progress_interval = progress_interval
         self._store = store
         self._notifier = notifier
         self._executor = execution.Executor(runtime, locks)
@@ -358,8 +365,13 @@ class JobRunner:
             self._announce_start(stored.record)
         request = stored.request
         caller = identity.Caller.from_dict(stored.context, stored.auth_token)
+        observer = progress_mod.JobProgress(
+            job_id=job_id, owner=self.host, store=self._store,
+            announce=self._announce_progress, clock=self._runtime.clock,
+            interval=self._progress_interval)
         try:
-            result = self._executor.run(request, caller, execution.parse_contents(request))
+            result = self._executor.run(request, caller, execution.parse_contents(request),
+                                        observer)
         except exception.ProtectorError as exc:
             LOG.warning("job %s (share %s): %s failed: %s [%s]", job_id, request.share_id,
                         request.operation, exc, exc.code)
@@ -425,6 +437,13 @@ class JobRunner:
                         record.job_id, exc)
             return
         self._store.mark_notified(record.job_id, terminal=False)
+
+    def _announce_progress(self, record: jobs.JobRecord) -> None:
+        """Send a ``.progress`` notification, best effort: a failure is logged, not retried."""
+        try:
+            self._notifier.progress(record)
+        except exception.NotificationFailed as exc:
+            LOG.info("job %s: .progress (%s) not sent: %s", record.job_id, record.phase, exc)
 
     def _announce(self, record: jobs.JobRecord, *, record_sent: bool = True) -> bool:
         """Send a terminal notification; record it as sent only once the broker took it."""

@@ -156,7 +156,8 @@ class WorkerService:
             host=self.host, max_concurrent_jobs=conf.worker.max_concurrent_jobs,
             max_queued_jobs=conf.worker.max_queued_jobs,
             max_waiting_calls=conf.worker.max_waiting_calls,
-            max_request_bytes=conf.worker.max_request_bytes, identify=self._identify())
+            max_request_bytes=conf.worker.max_request_bytes, identify=self._identify(),
+            progress_interval=conf.worker.progress_interval)
         resumed = self.runner.start()
         target = oslo_messaging.Target(topic=conf.worker.topic, server=self.host)
         self._server = oslo_messaging.get_rpc_server(
