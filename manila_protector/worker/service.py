@@ -16,6 +16,9 @@ as long as it takes, and SIGTERM ends it at any time.
 
 from __future__ import annotations
 
+# First, before oslo.messaging: keeps eventlet out of the process (see the module).
+from manila_protector.worker import threads  # noqa: F401
+
 import fcntl
 import hashlib
 import os
