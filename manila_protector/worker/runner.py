@@ -28,6 +28,7 @@ from oslo_context import context as oslo_context
 from manila_protector import exception
 from manila_protector import identity
 from manila_protector import jobs
+from manila_protector import progress
 from manila_protector.plugins import resources
 from manila_protector.plugins import runtime as plugin_runtime
 from manila_protector.worker import execution
@@ -147,6 +148,7 @@ class JobRunner:
         resumed = self._store.unfinished(self.host)
         for job_id in resumed:
             LOG.info("job %s: resuming after a restart", job_id)
+            self._requeued(job_id)
             self._schedule(job_id)
         self._pool.start()
         return len(resumed)
@@ -159,6 +161,7 @@ class JobRunner:
         adopted = self._store.adopt(dead_owner, self.host)
         for job_id in adopted:
             LOG.info("job %s: adopted from worker %s, resuming", job_id, dead_owner)
+            self._requeued(job_id)
             self._schedule(job_id)
         self.resend_notifications()
         return len(adopted)
@@ -330,6 +333,14 @@ class JobRunner:
             project_id=None if caller.is_admin else caller.project_id,
             status=parsed.status, operation=parsed.operation, share_id=parsed.share_id,
             since=parsed.since, limit=parsed.limit, marker=parsed.marker)
+
+    def _requeued(self, job_id: str) -> None:
+        """A resumed job waits for a thread again: its record says so, not what it was
+        doing when its worker stopped (best effort, as all progress)."""
+        try:
+            self._store.set_phase(job_id, self.host, progress.QUEUED)
+        except exception.ProtectorError as exc:
+            LOG.info("job %s: phase not reset to queued: %s", job_id, exc)
 
     def _schedule(self, job_id: str) -> None:
         with self._done_lock:

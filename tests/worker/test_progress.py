@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import os
 import pathlib
 import textwrap
 import uuid
@@ -14,6 +15,7 @@ import jsonschema
 import pytest
 
 from manila_protector import exception
+from manila_protector import identity
 from manila_protector import jobs
 from manila_protector import progress
 from manila_protector.worker import progress as worker_progress
@@ -193,3 +195,49 @@ def test_the_documented_schema_names_every_field_of_a_record_and_every_phase():
     assert set(documented["properties"]) == fields
     assert set(documented["required"]) == fields
     assert set(documented["properties"]["phase"]["enum"]) == set(progress.PHASES) | {None}
+
+
+def test_a_job_resumed_after_a_restart_is_queued_not_what_it_was_doing(fresh, slow_manila,
+                                                                      ctxt, project):
+    standin, clock = slow_manila
+    fresh.conf.set_override("max_concurrent_jobs", 1, group="worker")
+    os.makedirs(fresh.conf.state_path, exist_ok=True)
+    store = store_api.JobStore.from_conf(fresh.conf)
+    schema.upgrade(store.database)
+    left = []
+    for _ in range(2):
+        share = standin.create_share(project, size=1)
+        request = jobs.JobRequest.build(job_id=str(uuid.uuid4()), operation="protect",
+                                        share_id=share["id"], parameters=OPTIONS,
+                                        max_bytes=10_000)
+        store.accept(request, owner=fresh.conf.host, project_id=project,
+                     context=identity.Caller.from_context(ctxt).to_dict(),
+                     auth_token=ctxt.auth_token, host=fresh.conf.host, request_id=None)
+        store.mark_notified(request.job_id, terminal=False)
+        store.begin(request.job_id, fresh.conf.host)
+        # What the job was doing when its worker died.
+        store.set_phase(request.job_id, fresh.conf.host, progress.WAITING_FOR_MANILA,
+                        detail="snapshot gone-with-the-worker",
+                        deadline=datetime.datetime.now(datetime.UTC))
+        left.append(request.job_id)
+    store.close()
+    first, second = left
+    fresh.make_worker()
+    # One job thread: the first resumed job holds it, waiting for its snapshot.
+    rabbit.wait_until(
+        lambda: fresh.client.get_job(ctxt, first)["phase_detail"] != (
+            "snapshot gone-with-the-worker")
+        and fresh.client.get_job(ctxt, first)["phase"] == progress.WAITING_FOR_MANILA,
+        30, "the first resumed job to wait for its new snapshot")
+    waiting = fresh.client.get_job(ctxt, second)
+    assert (waiting["status"], waiting["phase"], waiting["phase_detail"],
+            waiting["deadline"]) == ("running", progress.QUEUED, None, None)
+    clock.advance(SNAPSHOT_TIME)
+    rabbit.wait_until(lambda: fresh.client.get_job(ctxt, first)["status"] == "succeeded",
+                      30, "the first job to end")
+    rabbit.wait_until(
+        lambda: fresh.client.get_job(ctxt, second)["phase"] == progress.WAITING_FOR_MANILA,
+        30, "the second job to wait for its snapshot")
+    clock.advance(SNAPSHOT_TIME)
+    fresh.notifications.wait_for(lambda c: c.terminal(first) and c.terminal(second))
+    assert fresh.client.get_job(ctxt, second)["status"] == "succeeded"
