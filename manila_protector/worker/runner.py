@@ -8,6 +8,11 @@ and sent again (at the next housekeeping, or by whoever adopts the job) until
 then.  Expected failures are classified here, once, as data (a job record);
 they are not logged as tracebacks.
 
+While a job runs, its thread carries the job's own request context, so every
+log line of the job names its caller's request id and the job
+(:func:`job_log_context`), and its phases are recorded in the store and
+announced, rate-limited (:mod:`manila_protector.worker.progress`).
+
 A request for a job another worker owns is answered from the store and never
 run here.  Beyond ``max_queued_jobs`` waiting here, new jobs are refused
 (``worker_busy``, retryable) before they are recorded; beyond
