@@ -186,6 +186,16 @@ class JobRecord:
     finished_at: str | None = None
     host: str | None = None
     request_id: str | None = None
+    #: What an unfinished job is doing now (``manila_protector.progress.PHASES``);
+    #: None once it finished.
+    phase: str | None = None
+    #: What the phase is about (``snapshot <id>``), if anything.
+    phase_detail: str | None = None
+    #: When the job entered its phase.
+    phase_started_at: str | None = None
+    #: When the current stage must end by (the lock wait, the operation's deadline,
+    #: the cleanup's), where it is bounded.
+    deadline: str | None = None
 
     @property
     def finished(self) -> bool:

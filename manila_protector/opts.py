@@ -100,6 +100,16 @@ _WORKER_OPTS = [
              "record at once, so that get_job and list_jobs always find a thread. Keep "
              "well below [DEFAULT] executor_thread_pool_size.",
     ),
+    cfg.FloatOpt(
+        "progress_interval",
+        default=5.0,
+        min=0.0,
+        help="Least seconds between two manila_protector.<operation>.progress "
+             "notifications of one job. A phase change sooner than that is held back and "
+             "only the latest one is sent once the interval has passed; the job store "
+             "records every phase at once (get_job, list_jobs). Progress notifications "
+             "are best effort; terminal ones are not affected.",
+    ),
     cfg.IntOpt(
         "takeover_after",
         default=300,
@@ -427,17 +437,33 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     register_keystone_opts(conf)
 
 
+#: How a log line names its job (oslo.log's ``instance_uuid_format``, which formats the
+#: request context's ``resource_uuid``: the runner puts the job id there).
+JOB_LOG_FORMAT = "[job %(uuid)s] "
+
+
+def set_log_defaults(conf: cfg.ConfigOpts) -> None:
+    """The worker's defaults of oslo.log options on ``conf`` (registered already)."""
+    conf.set_default("instance_uuid_format", JOB_LOG_FORMAT)
+
+
 def set_lib_defaults() -> None:
-    """The worker's defaults of oslo.messaging and oslo.db options, process-wide, for the
-    sample file.
+    """The worker's defaults of oslo.messaging, oslo.db and oslo.log options,
+    process-wide, for the sample file.
 
     Called by oslo-config-generator (entry point ``oslo.config.opts.defaults``)
-    before it lists the ``oslo.messaging`` and ``oslo.db`` namespaces; nothing else
+    before it lists the ``oslo.messaging``, ``oslo.db`` and ``oslo.log`` namespaces; nothing else
     calls it.
     """
     from oslo_db import options as db_options  # the worker extra's (see the module doc)
 
     cfg.set_defaults(db_options.database_opts, connection=DEFAULT_DATABASE_CONNECTION)
+    try:  # NOTE: oslo.log offers no public setter for instance_uuid_format
+        from oslo_log import _options as log_options
+    except ImportError:  # pragma: no cover - another oslo.log layout
+        pass
+    else:
+        cfg.set_defaults(log_options.log_opts, instance_uuid_format=JOB_LOG_FORMAT)
     oslo_messaging.set_transport_defaults(
         control_exchange=contract.MESSAGING_DEFAULTS[("DEFAULT", "control_exchange")])
     try:  # NOTE: oslo.messaging offers no public setter for its rabbit options

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from manila_protector import exception
 from manila_protector import identity
+from manila_protector import progress
 from manila_protector.plugins import delivery as delivery_mod
 from manila_protector.plugins import statuses
 from manila_protector.plugins import values
@@ -30,6 +31,7 @@ class Delete(delivery_mod.Operation):
         snapshot_id = saved.snapshot_id
         what = f"snapshot {snapshot_id}"
         gone = values.DeleteResult(snapshot_id, already_gone=True)
+        delivery.phase(progress.CHECKING, what, deadline)
         try:
             snapshot = delivery.saved_snapshot(saved, caller, deadline)
         except exception.NotFound:
@@ -44,6 +46,7 @@ class Delete(delivery_mod.Operation):
             return gone
         requested = status in statuses.SNAPSHOT_DELETABLE
         if requested:
+            delivery.phase(progress.DELETION_REQUESTED, what, deadline)
             try:
                 delivery.request_deletion(
                     f"deleting {what}", lambda: self._manila.delete_snapshot(snapshot_id),

@@ -17,6 +17,10 @@ An operation (protect, restore, delete, verify) sends its requests through a
 * **Cleanup**: what a failed job made is deleted within the cleanup deadline
   (:meth:`Delivery.discard_snapshot`, :meth:`Delivery.discard_share`), and what
   cannot be deleted is named in the job's error (``details.cleaned_up`` false).
+* **Progress**: every wait is the phase ``waiting_for_manila`` (unless the
+  operation names another), cleanup is ``cleaning_up``; each poll is reported
+  too.  All of it goes to the :class:`~manila_protector.progress.Observer` the
+  delivery is handed (:data:`~manila_protector.progress.SILENT` by default).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import typing
 
 from manila_protector import exception
 from manila_protector import identity
+from manila_protector import progress as progress_mod
 from manila_protector.plugins import manila_client
 from manila_protector.plugins import statuses
 from manila_protector.plugins import values
@@ -87,12 +92,15 @@ class Delivery:
         ride along).  The operation then stops acting ``cleanup_timeout`` seconds
         before, so that what it made can still be deleted with the token; a wait
         or a request cut short fails :class:`~manila_protector.exception.TokenExpired`.
+    :param progress: hears the operation's phases and polls.
     """
 
     def __init__(self, manila: manila_client.ManilaClient, waiter: waiting.Waiter,
                  cleanup_timeout: float, guard: Guard | None = None,
-                 token_expires_in: float | None = None) -> None:
+                 token_expires_in: float | None = None,
+                 progress: progress_mod.Observer = progress_mod.SILENT) -> None:
         self.manila = manila
+        self.progress = progress
         self._waiter = waiter
         self._cleanup_timeout = cleanup_timeout
         self._guard = guard
@@ -130,16 +138,30 @@ class Delivery:
     def snapshot_status(self, snapshot_id: str) -> Polled:
         return Polled(lambda: self.manila.get_snapshot(snapshot_id))
 
+    def phase(self, phase: str, detail: str, deadline: waiting.Deadline) -> None:
+        """Report that the operation entered ``phase`` (about ``detail``, until ``deadline``)."""
+        self.progress.phase(phase, detail=detail, remaining=max(deadline.remaining(), 0.0))
+
+    def _tick(self, status: str | None, elapsed: float, remaining: float) -> None:
+        self.progress.waiting(status=status, elapsed=elapsed, remaining=remaining)
+
     def wait(self, fetch: typing.Callable[[], str], sets: statuses.StatusSets,
-             deadline: waiting.Deadline, what: str, *, changed: bool = False) -> str:
-        """See :meth:`waiting.Waiter.wait`."""
-        return self._waiter.wait(fetch, sets, deadline, what, changed=changed)
+             deadline: waiting.Deadline, what: str, *, changed: bool = False,
+             phase: str | None = progress_mod.WAITING_FOR_MANILA) -> str:
+        """See :meth:`waiting.Waiter.wait`; the wait is ``phase`` (None: the current one)."""
+        if phase is not None:
+            self.phase(phase, what, deadline)
+        return self._waiter.wait(fetch, sets, deadline, what, changed=changed, tick=self._tick)
 
     def until(self, probe: typing.Callable[[], _T | None], deadline: waiting.Deadline,
               what: str, *, changed: bool = False,
-              pending: typing.Callable[[], str | None] = lambda: None) -> _T:
-        """See :meth:`waiting.Waiter.until`."""
-        return self._waiter.until(probe, deadline, what, changed=changed, pending=pending)
+              pending: typing.Callable[[], str | None] = lambda: None,
+              phase: str | None = progress_mod.WAITING_FOR_MANILA) -> _T:
+        """See :meth:`waiting.Waiter.until`; the wait is ``phase`` (None: the current one)."""
+        if phase is not None:
+            self.phase(phase, what, deadline)
+        return self._waiter.until(probe, deadline, what, changed=changed, pending=pending,
+                                  tick=self._tick)
 
     # -- requests -------------------------------------------------------------------------
 
@@ -322,8 +344,9 @@ class Delivery:
         :returns: whether the resource is gone.
         """
         deadline = self.cleanup_deadline()
+        self.phase(progress_mod.CLEANING_UP, what, deadline)
         try:
-            status = self.wait(polled, settled, deadline, what)
+            status = self.wait(polled, settled, deadline, what, phase=None)
             if status in deletable:
                 try:
                     self.request_deletion(f"deleting {what}", delete, polled, deletable,
@@ -331,7 +354,7 @@ class Delivery:
                 except exception.NotFound:
                     status = statuses.GONE
             if status != statuses.GONE:
-                status = self.wait(polled, gone, deadline, what, changed=True)
+                status = self.wait(polled, gone, deadline, what, changed=True, phase=None)
         except exception.ProtectorError as exc:
             LOG.warning("could not delete %s: %s", what, exc)
             return False

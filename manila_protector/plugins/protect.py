@@ -13,6 +13,7 @@ import typing
 
 from manila_protector import exception
 from manila_protector import identity
+from manila_protector import progress
 from manila_protector.plugins import delivery as delivery_mod
 from manila_protector.plugins import job_tags
 from manila_protector.plugins import statuses
@@ -40,6 +41,7 @@ class Protect(delivery_mod.Operation):
         """
         delivery = self._delivery
         deadline = delivery.deadline(self._timeout)
+        delivery.phase(progress.CHECKING, f"share {share_id}", deadline)
         share = self._available_share(share_id, caller, deadline)
         snapshot = self._own_snapshot_once_settled(share_id, job_tag, deadline) if job_tag \
             else None
@@ -49,6 +51,7 @@ class Protect(delivery_mod.Operation):
             LOG.info("share %s: adopting snapshot %s made earlier by job %s",
                      share_id, snapshot["id"], job_tag)
         else:
+            delivery.phase(progress.SNAPSHOT_REQUESTED, f"share {share_id}", deadline)
             snapshot, lost = self._create_snapshot(share_id, options, job_tag, deadline)
             LOG.info("share %s: snapshot %s requested", share_id, snapshot["id"])
 
@@ -156,12 +159,16 @@ class Protect(delivery_mod.Operation):
             if in_flight:
                 LOG.info("share %s: waiting for snapshot(s) %s in flight", share_id,
                          ", ".join(in_flight))
+                self._delivery.phase(
+                    progress.WAITING_FOR_MANILA,
+                    f"snapshot(s) {', '.join(in_flight)} in flight on share {share_id}",
+                    deadline)
                 return None
             return (None,)
 
         found = self._delivery.until(
             settled, deadline, f"snapshots in flight on share {share_id}",
-            pending=lambda: "snapshot(s) " + ", ".join(in_flight) + " in flight")
+            pending=lambda: "snapshot(s) " + ", ".join(in_flight) + " in flight", phase=None)
         return found[0]
 
     def _discard_duplicates(self, share_id: str, job_tag: str, keep: str) -> None:

@@ -22,6 +22,7 @@ import typing
 
 from manila_protector import exception
 from manila_protector import identity
+from manila_protector import progress
 from manila_protector.plugins import delivery as delivery_mod
 from manila_protector.plugins import job_tags
 from manila_protector.plugins import statuses
@@ -63,6 +64,7 @@ class Restore(delivery_mod.Operation):
                 f"{self._manila.version.get_string()}"
             )
         deadline = self._delivery.deadline(self._timeout)
+        self._delivery.phase(progress.CHECKING, f"snapshot {saved.snapshot_id}", deadline)
         snapshot = self._delivery.saved_snapshot(saved, caller, deadline)
         if options.target_share_id and job_tag:
             resumed = self._resumed_revert(saved, job_tag, deadline)
@@ -132,6 +134,8 @@ class Restore(delivery_mod.Operation):
                 "until they are fixed",
                 details={"share_id": saved.share_id, "access_rules_status": rules},
             )
+        delivery.phase(progress.REVERTING,
+                       f"share {saved.share_id} to snapshot {saved.snapshot_id}", deadline)
         self._send_revert(saved, job_tag)
         return self._reverted(saved, deadline)
 
@@ -177,7 +181,7 @@ class Restore(delivery_mod.Operation):
         polled = delivery.share_status(saved.share_id)
         status = delivery.wait(polled, statuses.REVERT_DONE, deadline,
                                f"share {saved.share_id} reverting to {saved.snapshot_id}",
-                               changed=True)
+                               changed=True, phase=progress.REVERTING)
         if status not in statuses.REVERT_DONE.ready:
             raise exception.OperationFailed(
                 f"revert of share {saved.share_id} to snapshot {saved.snapshot_id} ended in "
@@ -202,6 +206,7 @@ class Restore(delivery_mod.Operation):
         lost = False
         adopted = share is not None
         if share is None:
+            delivery.phase(progress.SHARE_REQUESTED, f"snapshot {saved.snapshot_id}", deadline)
             share, lost = delivery.create(
                 f"share from snapshot {saved.snapshot_id}",
                 lambda: self._manila.create_share(
@@ -275,6 +280,7 @@ class Restore(delivery_mod.Operation):
                      deadline: waiting.Deadline) -> tuple[values.AccessRule, ...]:
         """Allow each saved rule not yet present, then wait until all are active."""
         delivery = self._delivery
+        delivery.phase(progress.APPLYING_ACCESS_RULES, f"share {share_id}", deadline)
 
         def key(rule: typing.Mapping[str, typing.Any]) -> tuple[str, str, str]:
             return (rule["access_type"], rule["access_to"], rule["access_level"])
@@ -305,7 +311,7 @@ class Restore(delivery_mod.Operation):
 
         failed = delivery.until(
             failed_rules, deadline, f"access rules of restored share {share_id}", changed=True,
-            pending=lambda: f"{len(waiting_for)} rule(s) not active")
+            pending=lambda: f"{len(waiting_for)} rule(s) not active", phase=None)
         if failed:
             raise exception.OperationFailed(
                 f"access rules could not be re-applied to restored share {share_id} (restore "

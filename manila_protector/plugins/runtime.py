@@ -13,6 +13,7 @@ import random
 import typing
 
 from manila_protector import identity
+from manila_protector import progress as progress_mod
 from manila_protector.plugins import client_factory
 from manila_protector.plugins import manila_client
 from manila_protector.plugins import share_catalog
@@ -90,12 +91,15 @@ class PluginRuntime:
         manila: manila_client.ManilaClient,
         guard: typing.Callable[[str], None] | None = None,
         token_expires_in: float | None = None,
+        progress: progress_mod.Observer = progress_mod.SILENT,
     ) -> share_protector.ShareProtector:
         """The core acting through ``manila``; ``guard`` runs before each mutating request;
-        ``token_expires_in`` bounds the job by the caller's token."""
+        ``token_expires_in`` bounds the job by the caller's token; ``progress`` hears its
+        phases."""
         return share_protector.ShareProtector(
             manila, waiting.Waiter(self.settings.wait_policy, self.clock, self._rng),
             self.settings.timeouts, guard=guard, token_expires_in=token_expires_in,
+            progress=progress,
         )
 
     def catalog(self, manila: manila_client.ManilaClient) -> share_catalog.ShareCatalog:

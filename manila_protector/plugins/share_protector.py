@@ -10,6 +10,7 @@ resource names the job that made it in ``job_tags``.
 
 from __future__ import annotations
 
+from manila_protector import progress as progress_mod
 from manila_protector.plugins import delete as delete_mod
 from manila_protector.plugins import delivery as delivery_mod
 from manila_protector.plugins import manila_client
@@ -32,6 +33,8 @@ class ShareProtector:
         which then fails as :class:`exception.GuardRefused`.
     :param token_expires_in: seconds the caller's token has left, where that bounds
         the job (see :class:`delivery_mod.Delivery`).
+    :param progress: hears each operation's phases and polls (see
+        :mod:`manila_protector.progress`); nobody by default.
     """
 
     def __init__(
@@ -41,10 +44,11 @@ class ShareProtector:
         timeouts: values.Timeouts | None = None,
         guard: delivery_mod.Guard | None = None,
         token_expires_in: float | None = None,
+        progress: progress_mod.Observer = progress_mod.SILENT,
     ) -> None:
         timeouts = timeouts or values.Timeouts()
         delivery = delivery_mod.Delivery(manila, waiter, timeouts.cleanup, guard,
-                                         token_expires_in)
+                                         token_expires_in, progress)
         #: protect(share_id, options, *, job_tag=None, caller=None) -> SavedInfo
         self.protect = protect_mod.Protect(delivery, timeouts.protect)
         #: restore(saved, options, *, job_tag=None, caller=None) -> RestoreResult

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from manila_protector import exception
 from manila_protector import identity
+from manila_protector import progress
 from manila_protector.plugins import delivery as delivery_mod
 from manila_protector.plugins import statuses
 from manila_protector.plugins import values
@@ -21,8 +22,9 @@ class Verify(delivery_mod.Operation):
         :raises exception.NotAuthorized: the snapshot is another project's.
         :raises exception.InvalidStatus: the snapshot is not available.
         """
-        snapshot = self._delivery.saved_snapshot(saved, caller,
-                                                 self._delivery.deadline(self._timeout))
+        deadline = self._delivery.deadline(self._timeout)
+        self._delivery.phase(progress.CHECKING, f"snapshot {saved.snapshot_id}", deadline)
+        snapshot = self._delivery.saved_snapshot(saved, caller, deadline)
         if snapshot["status"] != statuses.SNAPSHOT_AVAILABLE:
             raise exception.InvalidStatus(
                 f"snapshot {saved.snapshot_id} is {snapshot['status']!r}, not 'available'",

@@ -8,6 +8,13 @@ at the cost of about ``ln(T / t0) / ln(g)`` polls.  The default ``g = 1.25``
 keeps the lateness within a quarter of the time waited: a job ends by
 ``1.25 * T + t0``.  Jitter only ever *shortens* an interval, so it never
 breaks that bound.
+
+A long wait says so: an INFO line every :data:`LOG_EVERY` seconds of it (what
+is waited for, the status Manila last showed, the time waited, the time left
+to the deadline).  The sleeps between polls are cut at those moments, which
+adds no poll: the line shows the last poll's status (at most ``max_interval``
+old).  Each poll is also reported to an optional ``tick`` callback (the job's
+progress observer).
 """
 
 from __future__ import annotations
@@ -25,6 +32,13 @@ from manila_protector.plugins import statuses as statuses_mod
 LOG = logging.getLogger(__name__)
 
 _T = typing.TypeVar("_T")
+
+#: Seconds between two INFO lines of one long wait (and before the first).
+LOG_EVERY = 60.0
+
+#: Hears each poll of a wait: (the status last seen, seconds waited, seconds left).
+Tick = typing.Callable[[str | None, float, float], None]
+
 
 class Clock(typing.Protocol):
     """A source of monotonic time that can also sleep (tests drive a virtual one)."""
@@ -157,6 +171,7 @@ class Waiter:
         *,
         changed: bool = False,
         pending: typing.Callable[[], str | None] = lambda: None,
+        tick: Tick | None = None,
     ) -> _T:
         """Poll ``probe`` until it returns something other than None.
 
@@ -167,14 +182,24 @@ class Waiter:
         :param what: how messages name what is waited for ("snapshot 123").
         :param changed: the caller has just asked Manila to change the resource: the
             first poll waits the policy's ``first_delay``.
-        :param pending: what was last seen while waiting (for the deadline's message).
+        :param pending: what was last seen while waiting (for the deadline's message
+            and the wait's INFO lines).
+        :param tick: called after each poll that did not end the wait.
         :returns: the probe's first outcome that is not None.
         :raises exception.DeadlineExceeded: the deadline passed first.
         """
         started = self.clock.now()
+        next_line = started + LOG_EVERY
         last_error: exception.ProtectorError | None = None
         polls = 0
+
+        def last_seen() -> str:
+            if last_error is not None:
+                return f"Manila unreachable ({last_error.code})"
+            return f"last seen {pending()!r}"
+
         if changed and self.policy.first_delay > 0:
+            # (first_delay is short: seconds, never near LOG_EVERY.)
             self.clock.sleep(min(self.policy.first_delay, max(deadline.remaining(), 0.0)))
         while True:
             polls += 1
@@ -197,8 +222,19 @@ class Waiter:
                 state = (f"still {seen!r}" if last_error is None
                          else f"unreachable ({last_error})")
                 raise deadline.expired(f"{what} {state}", {"status": seen, "polls": polls})
+            if tick is not None:
+                tick(pending(), self.clock.now() - started, remaining)
             interval = self.policy.next_interval(self.clock.now() - started, self._rng)
-            self.clock.sleep(min(interval, remaining))
+            wake = self.clock.now() + min(interval, remaining)
+            while True:
+                now = self.clock.now()
+                if now >= next_line:
+                    LOG.info("%s: still waiting after %.0fs, %s; deadline in %.0fs",
+                             what, now - started, last_seen(), deadline.remaining())
+                    next_line += LOG_EVERY * max(1, (now - next_line) // LOG_EVERY + 1)
+                if now >= wake:
+                    break
+                self.clock.sleep(min(wake, next_line) - now)
 
     def wait(
         self,
@@ -208,6 +244,7 @@ class Waiter:
         what: str,
         *,
         changed: bool = False,
+        tick: Tick | None = None,
     ) -> str:
         """Poll ``fetch`` until its status is in ``statuses.ready`` or ``statuses.failed``.
 
@@ -217,6 +254,7 @@ class Waiter:
         :param deadline: when to give up.
         :param what: how messages name the resource ("snapshot 123").
         :param changed: see :meth:`until`.
+        :param tick: see :meth:`until`.
         :returns: the terminal status (from ``ready`` or ``failed``).
         :raises exception.DeadlineExceeded: the deadline passed first.
         :raises exception.OperationFailed: an unknown status was seen.
@@ -234,7 +272,8 @@ class Waiter:
                 )
             return None
 
-        return self.until(terminal, deadline, what, changed=changed, pending=lambda: seen[0])
+        return self.until(terminal, deadline, what, changed=changed, pending=lambda: seen[0],
+                          tick=tick)
 
     def retry(
         self,

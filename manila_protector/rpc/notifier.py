@@ -1,7 +1,9 @@
-"""Status notifications: ``manila_protector.<operation>.start`` / ``.end`` / ``.error``.
+"""Status notifications: ``manila_protector.<operation>.start`` / ``.progress`` / ``.end`` /
+``.error``.
 
 Payload: the job record (see ``doc/notifications.rst``).  ``.error`` is sent at
-ERROR priority, the others at INFO.  The publisher id is
+ERROR priority, the others at INFO.  ``.progress`` is best effort: sent once,
+without retries, so that a broker away never holds a job up.  The publisher id is
 ``manila_protector.<host>``; the envelope is oslo.messaging's 2.0 format
 (``messagingv2``), what every OpenStack consumer reads.
 
@@ -104,14 +106,24 @@ class JobNotifier:
 
     @staticmethod
     def _context(record: jobs.JobRecord) -> oslo_context.RequestContext:
-        # The context of a notification carries no token.
+        # The context of a notification carries no token.  overwrite=False: building
+        # it must not replace the request context of the thread that sends it (the
+        # thread's log lines would carry this record's request id from then on).
         return rpc_context.RequestContext(project_id=record.project_id,
-                                          request_id=record.request_id)
+                                          request_id=record.request_id, overwrite=False)
 
     def start(self, record: jobs.JobRecord) -> None:
         """``.start`` of an accepted job.  :raises exception.NotificationFailed: not sent."""
         self._send("INFO", event_type(record.operation, "start"), record.to_dict(),
                    self._context(record))
+
+    def progress(self, record: jobs.JobRecord) -> None:
+        """``.progress`` of a running job that entered a phase; one attempt, no retries.
+
+        :raises exception.NotificationFailed: not sent.
+        """
+        self._send("INFO", event_type(record.operation, "progress"), record.to_dict(),
+                   self._context(record), retry=0)
 
     def finished(self, record: jobs.JobRecord) -> None:
         """``.end`` for a succeeded job, ``.error`` (ERROR priority) for a failed one.
@@ -132,4 +144,4 @@ class JobNotifier:
         :raises exception.NotificationFailed: not sent.
         """
         self._send("INFO", f"{EVENT_PREFIX}.worker.start", {"host": host},
-                   rpc_context.RequestContext(), retry=retry)
+                   rpc_context.RequestContext(overwrite=False), retry=retry)

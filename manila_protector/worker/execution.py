@@ -15,6 +15,7 @@ import typing
 from manila_protector import exception
 from manila_protector import identity
 from manila_protector import jobs
+from manila_protector import progress as progress_mod
 from manila_protector.plugins import runtime as plugin_runtime
 from manila_protector.plugins import schemas
 from manila_protector.plugins import values
@@ -28,6 +29,9 @@ class HeldLock(typing.Protocol):
 
 class ShareLocks(typing.Protocol):
     """The per-share locks (``worker.locks.ShareLocks``)."""
+
+    #: Seconds :meth:`hold` waits for a busy share.
+    lock_wait: float
 
     def hold(self, share_id: str) -> typing.ContextManager[HeldLock]: ...
 
@@ -80,18 +84,21 @@ class Executor:
         self._runtime = runtime
         self._locks = locks
 
-    def run(self, request: jobs.JobRequest, caller: identity.Caller,
-            contents: Contents) -> dict[str, typing.Any]:
+    def run(self, request: jobs.JobRequest, caller: identity.Caller, contents: Contents,
+            progress: progress_mod.Observer = progress_mod.SILENT) -> dict[str, typing.Any]:
         """Run one job; its result as the job record carries it.
 
+        :param progress: hears the job's phases (the lock wait here, the core's after).
         :raises exception.ProtectorError: the job failed (classified by the caller).
         """
         factory = self._runtime.factory
         left = token_left(caller, factory.sends_service_tokens)
         manila = factory.for_caller(caller)
+        progress.phase(progress_mod.WAITING_FOR_LOCK, detail=f"share {request.share_id}",
+                       remaining=self._locks.lock_wait)
         with self._locks.hold(request.share_id) as held:
             protector = self._runtime.protector(manila, guard=held.ensure,
-                                                token_expires_in=left)
+                                                token_expires_in=left, progress=progress)
             if request.operation == jobs.PROTECT:
                 options = typing.cast(values.ProtectOptions, contents.options)
                 return protector.protect(request.share_id, options, job_tag=request.job_id,

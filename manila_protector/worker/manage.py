@@ -16,6 +16,9 @@ Exit status: 0 done, 1 failed (one line on stderr, never the database password),
 
 from __future__ import annotations
 
+# First: keeps eventlet out of the process (see the module).
+from manila_protector.worker import threads  # noqa: F401
+
 import sys
 import typing
 

@@ -8,6 +8,11 @@ and sent again (at the next housekeeping, or by whoever adopts the job) until
 then.  Expected failures are classified here, once, as data (a job record);
 they are not logged as tracebacks.
 
+While a job runs, its thread carries the job's own request context, so every
+log line of the job names its caller's request id and the job
+(:func:`job_log_context`), and its phases are recorded in the store and
+announced, rate-limited (:mod:`manila_protector.worker.progress`).
+
 A request for a job another worker owns is answered from the store and never
 run here.  Beyond ``max_queued_jobs`` waiting here, new jobs are refused
 (``worker_busy``, retryable) before they are recorded; beyond
@@ -18,17 +23,22 @@ thread to answer them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import typing
 
+from oslo_context import context as oslo_context
+
 from manila_protector import exception
 from manila_protector import identity
 from manila_protector import jobs
+from manila_protector import progress
 from manila_protector.plugins import resources
 from manila_protector.plugins import runtime as plugin_runtime
 from manila_protector.worker import execution
 from manila_protector.worker import pool as pool_mod
+from manila_protector.worker import progress as progress_mod
 from manila_protector.worker.store import api as store_api
 
 LOG = logging.getLogger(__name__)
@@ -44,6 +54,38 @@ class Notifier(typing.Protocol):
     def start(self, record: jobs.JobRecord) -> None: ...
 
     def finished(self, record: jobs.JobRecord) -> None: ...
+
+    def progress(self, record: jobs.JobRecord) -> None: ...
+
+
+@contextlib.contextmanager
+def job_log_context(job_id: str, context: typing.Mapping[str, typing.Any]
+                    ) -> typing.Iterator[oslo_context.RequestContext]:
+    """Install a job's own request context in this thread while it runs.
+
+    oslo.log reads the request context of a log line from oslo.context's
+    thread-local store, so every line the job's thread writes -- the runner's,
+    the locks', the plugin core's -- carries the caller's ``request_id`` (and
+    user and project), and the job id as the context's ``resource_uuid``
+    (shown by ``%(instance)s`` in ``logging_context_format_string``, formatted
+    by ``instance_uuid_format``: ``[job <job_id>]`` by the worker's default).
+    The thread's previous context is put back afterwards, so that nothing of
+    this job follows the thread into its next one.
+
+    :param context: the job's stored request context (without secrets).
+    """
+    previous = oslo_context.get_current()
+    installed = oslo_context.RequestContext(
+        request_id=context.get("request_id"), user_id=context.get("user_id"),
+        project_id=context.get("project_id"), resource_uuid=job_id, overwrite=True)
+    try:
+        yield installed
+    finally:
+        if previous is not None:
+            previous.update_store()
+        else:
+            # NOTE: oslo.context offers no public way to clear the store.
+            vars(oslo_context._request_store).pop("context", None)  # noqa: SLF001
 
 
 class _Done(threading.Event):
@@ -67,6 +109,8 @@ class JobRunner:
     :param identify: the caller of a request context (:class:`identity.Caller`):
         validated with Keystone where configured, else read strictly from the
         context; the only place identity is decided.
+    :param progress_interval: least seconds between two ``.progress`` notifications
+        of one job (see :mod:`manila_protector.worker.progress`).
     """
 
     def __init__(
@@ -82,7 +126,9 @@ class JobRunner:
         identify: typing.Callable[[typing.Any], identity.Caller],
         max_queued_jobs: int = 10000,
         max_waiting_calls: int = 32,
+        progress_interval: float = 5.0,
     ) -> None:
+        self._progress_interval = progress_interval
         self._store = store
         self._notifier = notifier
         self._executor = execution.Executor(runtime, locks)
@@ -107,6 +153,7 @@ class JobRunner:
         resumed = self._store.unfinished(self.host)
         for job_id in resumed:
             LOG.info("job %s: resuming after a restart", job_id)
+            self._requeued(job_id)
             self._schedule(job_id)
         self._pool.start()
         return len(resumed)
@@ -119,6 +166,7 @@ class JobRunner:
         adopted = self._store.adopt(dead_owner, self.host)
         for job_id in adopted:
             LOG.info("job %s: adopted from worker %s, resuming", job_id, dead_owner)
+            self._requeued(job_id)
             self._schedule(job_id)
         self.resend_notifications()
         return len(adopted)
@@ -291,6 +339,14 @@ class JobRunner:
             status=parsed.status, operation=parsed.operation, share_id=parsed.share_id,
             since=parsed.since, limit=parsed.limit, marker=parsed.marker)
 
+    def _requeued(self, job_id: str) -> None:
+        """A resumed job waits for a thread again: its record says so, not what it was
+        doing when its worker stopped (best effort, as all progress)."""
+        try:
+            self._store.set_phase(job_id, self.host, progress.QUEUED)
+        except exception.ProtectorError as exc:
+            LOG.info("job %s: phase not reset to queued: %s", job_id, exc)
+
     def _schedule(self, job_id: str) -> None:
         with self._done_lock:
             if self._stopping.is_set():
@@ -316,12 +372,22 @@ class JobRunner:
         if stored.record.finished:
             self._release_waiters(job_id, stored.record)
             return
+        with job_log_context(job_id, stored.context):
+            self._run_stored(stored)
+
+    def _run_stored(self, stored: store_api.StoredJob) -> None:
+        job_id = stored.record.job_id
         if not self._store.start_notified(job_id):
             self._announce_start(stored.record)
         request = stored.request
         caller = identity.Caller.from_dict(stored.context, stored.auth_token)
+        observer = progress_mod.JobProgress(
+            job_id=job_id, owner=self.host, store=self._store,
+            announce=self._announce_progress, clock=self._runtime.clock,
+            interval=self._progress_interval)
         try:
-            result = self._executor.run(request, caller, execution.parse_contents(request))
+            result = self._executor.run(request, caller, execution.parse_contents(request),
+                                        observer)
         except exception.ProtectorError as exc:
             LOG.warning("job %s (share %s): %s failed: %s [%s]", job_id, request.share_id,
                         request.operation, exc, exc.code)
@@ -387,6 +453,13 @@ class JobRunner:
                         record.job_id, exc)
             return
         self._store.mark_notified(record.job_id, terminal=False)
+
+    def _announce_progress(self, record: jobs.JobRecord) -> None:
+        """Send a ``.progress`` notification, best effort: a failure is logged, not retried."""
+        try:
+            self._notifier.progress(record)
+        except exception.NotificationFailed as exc:
+            LOG.info("job %s: .progress (%s) not sent: %s", record.job_id, record.phase, exc)
 
     def _announce(self, record: jobs.JobRecord, *, record_sent: bool = True) -> bool:
         """Send a terminal notification; record it as sent only once the broker took it."""

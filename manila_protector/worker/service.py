@@ -16,6 +16,9 @@ as long as it takes, and SIGTERM ends it at any time.
 
 from __future__ import annotations
 
+# First, before oslo.messaging: keeps eventlet out of the process (see the module).
+from manila_protector.worker import threads  # noqa: F401
+
 import fcntl
 import hashlib
 import os
@@ -70,9 +73,11 @@ def prepare_conf(conf: cfg.ConfigOpts) -> None:
     Also sets the worker's defaults of oslo.messaging options (a configured value
     wins): durable queues and exchanges (``contract.MESSAGING_DEFAULTS``), so that
     a RabbitMQ restart loses no accepted request and no unread notification;
-    ``messagingv2`` notifications; and a prefetch bound on its queues.
+    ``messagingv2`` notifications; a prefetch bound on its queues; and log lines
+    that name their job (``instance_uuid_format``, see :data:`opts.JOB_LOG_FORMAT`).
     """
     logging.register_options(conf)
+    opts.set_log_defaults(conf)
     opts.register_opts(conf)
     rpc_api.prepare_conf(conf)
     conf.set_default("driver", ["messagingv2"], group="oslo_messaging_notifications")
@@ -154,7 +159,8 @@ class WorkerService:
             host=self.host, max_concurrent_jobs=conf.worker.max_concurrent_jobs,
             max_queued_jobs=conf.worker.max_queued_jobs,
             max_waiting_calls=conf.worker.max_waiting_calls,
-            max_request_bytes=conf.worker.max_request_bytes, identify=self._identify())
+            max_request_bytes=conf.worker.max_request_bytes, identify=self._identify(),
+            progress_interval=conf.worker.progress_interval)
         resumed = self.runner.start()
         target = oslo_messaging.Target(topic=conf.worker.topic, server=self.host)
         self._server = oslo_messaging.get_rpc_server(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import json
 import pathlib
 
 import pytest
@@ -67,6 +69,27 @@ def test_the_migrated_schema_is_what_the_models_describe(empty_store):
         context = migration.MigrationContext.configure(conn)
         differences = autogenerate.compare_metadata(context, models.metadata)
     assert differences == []
+
+
+def test_a_store_of_the_first_release_keeps_its_jobs_through_the_upgrade(empty_store):
+    schema.upgrade(empty_store.database, to="0001")
+    with pytest.raises(exception.StoreSchemaOutdated, match="run `manila-protector-manage"):
+        empty_store.check_schema()
+    job = store_child.request()
+    with empty_store.database.engine().begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO jobs (job_id, operation, share_id, project_id, owner, status, "
+            "request, context, created_at, start_notified, end_notified, phase) VALUES "
+            "(:job_id, 'protect', :share_id, 'p', 'w', 'accepted', :request, '{}', "
+            ":created_at, :no, :no, 'queued')"),
+            {"job_id": job.job_id, "share_id": job.share_id,
+             "request": json.dumps(job.to_dict()), "no": False,
+             "created_at": datetime.datetime(2026, 11, 1, 12, 0)})
+    assert schema.upgrade(empty_store.database) == ("0001", schema.head())
+    assert empty_store.check_schema() == schema.head()
+    record = empty_store.get(job.job_id)
+    assert (record.status, record.phase, record.phase_detail) == ("accepted", "queued", None)
+    assert empty_store.begin(job.job_id, "w").request == job
 
 
 def test_a_database_migrated_by_a_newer_release_is_refused(empty_store, tmp_path, empty_url,

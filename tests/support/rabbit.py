@@ -158,9 +158,17 @@ class Collector:
     def since(self, mark: int) -> list[dict[str, typing.Any]]:
         return self.items[mark:]
 
-    def for_job(self, job_id: str) -> list[dict[str, typing.Any]]:
+    def for_job(self, job_id: str, *, progress: bool = False) -> list[dict[str, typing.Any]]:
+        """The job's notifications; its ``.progress`` ones (best effort, rate-limited,
+        see :meth:`progress`) only with ``progress=True``."""
         return [n for n in self.items
-                if isinstance(n["payload"], dict) and n["payload"].get("job_id") == job_id]
+                if isinstance(n["payload"], dict) and n["payload"].get("job_id") == job_id
+                and (progress or not n["event_type"].endswith(".progress"))]
+
+    def progress(self, job_id: str) -> list[dict[str, typing.Any]]:
+        """The job's ``.progress`` notifications, in the order they arrived."""
+        return [n for n in self.for_job(job_id, progress=True)
+                if n["event_type"].endswith(".progress")]
 
     def events(self, job_id: str) -> list[str]:
         return [n["event_type"] for n in self.for_job(job_id)]

@@ -1,5 +1,6 @@
 """The status waiter: geometric backoff, deadlines, unknown statuses, transient errors."""
 
+import logging
 import math
 import random
 
@@ -204,3 +205,58 @@ def test_retry_repeats_a_retryable_call_until_the_attempts_run_out():
 def test_policy_rejects_nonsense(kwargs):
     with pytest.raises(ValueError):
         waiting.WaitPolicy(**kwargs)
+
+
+def test_a_long_wait_logs_an_info_line_every_minute_with_status_and_deadline(caplog):
+    clock = VirtualClock()
+    polls = []
+    caplog.set_level(logging.INFO, logger="manila_protector.plugins.waiting")
+    status = make_waiter(clock).wait(ready_after(clock, 200.0, polls), SETS,
+                                     waiting.Deadline(clock, 600), "snapshot s")
+    assert status == "available"
+    lines = [(r.created, r.getMessage()) for r in caplog.records if r.levelno == logging.INFO]
+    assert [message for _, message in lines] == [
+        "snapshot s: still waiting after 60s, last seen 'creating'; deadline in 540s",
+        "snapshot s: still waiting after 120s, last seen 'creating'; deadline in 480s",
+        "snapshot s: still waiting after 180s, last seen 'creating'; deadline in 420s",
+    ]
+    # Lines come between polls: the polls are those of the backoff alone.
+    unlogged = VirtualClock()
+    other = []
+    make_waiter(unlogged).wait(ready_after(unlogged, 200.0, other), SETS,
+                               waiting.Deadline(unlogged, 600), "snapshot s")
+    assert polls == other
+
+
+def test_a_short_wait_logs_nothing_at_info(caplog):
+    clock = VirtualClock()
+    caplog.set_level(logging.INFO, logger="manila_protector.plugins.waiting")
+    make_waiter(clock).wait(ready_after(clock, 40.0, []), SETS, waiting.Deadline(clock, 600),
+                            "snapshot s")
+    assert [r for r in caplog.records if r.levelno >= logging.INFO] == []
+
+
+def test_an_unreachable_manila_is_named_in_the_minute_line(caplog):
+    clock = VirtualClock()
+    caplog.set_level(logging.INFO, logger="manila_protector.plugins.waiting")
+
+    def fetch():
+        raise exception.ManilaUnavailable("503 from Manila")
+
+    with pytest.raises(exception.DeadlineExceeded):
+        make_waiter(clock).wait(fetch, SETS, waiting.Deadline(clock, 90), "snapshot s")
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.INFO] == [
+        "snapshot s: still waiting after 60s, Manila unreachable (manila_unavailable); "
+        "deadline in 30s"]
+
+
+def test_every_poll_of_a_wait_is_reported_to_its_tick():
+    clock = VirtualClock()
+    polls, ticks = [], []
+    make_waiter(clock).wait(ready_after(clock, 30.0, polls), SETS, waiting.Deadline(clock, 100),
+                            "snapshot s",
+                            tick=lambda status, elapsed, left: ticks.append((status, elapsed,
+                                                                             left)))
+    # Every poll but the last (which ended the wait) is heard, with time waited and left.
+    assert [t[1] for t in ticks] == polls[:-1]
+    assert all(status == "creating" and elapsed + left == 100 for status, elapsed, left in ticks)

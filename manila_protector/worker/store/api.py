@@ -27,6 +27,11 @@ The journal's guarantees carry over, now across the fleet:
 - **Tokens**: the caller's token of an unfinished job is kept Fernet-encrypted
   (:mod:`.tokens`) in its own table, never in ``jobs`` nor in a record, a message
   or a log line, and deleted in the transaction that finishes the job.
+- **Progress**: an unfinished job's record carries its phase
+  (:mod:`manila_protector.progress`): ``queued`` from :meth:`~JobStore.accept`,
+  then whatever its owner records with :meth:`~JobStore.set_phase` (fenced like
+  :meth:`~JobStore.finish`); :meth:`~JobStore.finish` clears it.  Every worker
+  reads it with :meth:`~JobStore.get` and :meth:`~JobStore.list_jobs`.
 - **Bounded answers**: :meth:`~JobStore.list_jobs` returns at most
   :data:`MAX_PAGE` records per call, newest first, paged stably by
   ``(created_at, job_id)``.
@@ -54,6 +59,7 @@ import sqlalchemy as sa
 
 from manila_protector import exception
 from manila_protector import jobs
+from manila_protector import progress
 from manila_protector.worker.store import engine as engine_mod
 from manila_protector.worker.store import listing
 from manila_protector.worker.store import models
@@ -109,10 +115,6 @@ class StoredJob:
     #: The caller's token (decrypted), None if the job has none (or it was undecryptable).
     auth_token: str | None = dataclasses.field(default=None, repr=False)
     owner: str | None = None
-    #: Progress of the running job (unused for now; see issue 12's successors).
-    phase: str | None = None
-    phase_started_at: str | None = None
-    deadline: str | None = None
 
 
 def _now() -> datetime.datetime:
@@ -136,7 +138,8 @@ def _record(row: sa.Row[typing.Any]) -> jobs.JobRecord:
         project_id=row.project_id, status=row.status, result=_loads(row.result),
         error=_loads(row.error), created_at=_iso(row.created_at),
         started_at=_iso(row.started_at), finished_at=_iso(row.finished_at), host=row.host,
-        request_id=row.request_id)
+        request_id=row.request_id, phase=row.phase, phase_detail=row.phase_detail,
+        phase_started_at=_iso(row.phase_started_at), deadline=_iso(row.deadline))
 
 
 def _not_found(job_id: str) -> exception.NotFound:
@@ -286,7 +289,8 @@ class JobStore:
                 job_id=request.job_id, operation=request.operation, share_id=request.share_id,
                 project_id=project_id, owner=owner, status=jobs.ACCEPTED,
                 request=request_json, context=context_json, host=host, request_id=request_id,
-                created_at=now, start_notified=False, end_notified=False))
+                created_at=now, start_notified=False, end_notified=False,
+                phase=progress.QUEUED, phase_started_at=now))
             if ciphertext:
                 conn.execute(sa.insert(_TOKENS).values(job_id=request.job_id,
                                                        token=ciphertext))
@@ -343,13 +347,49 @@ class JobStore:
                     status=status,
                     result=json.dumps(result) if result is not None else None,
                     error=json.dumps(error) if error is not None else None,
-                    finished_at=_now(), phase=None, phase_started_at=None, deadline=None,
+                    finished_at=_now(), phase=None, phase_detail=None, phase_started_at=None,
+                    deadline=None,
                     leftover_kind=kind, leftover_id=leftover))
                 row = _row(conn, job_id)
             _drop_token(conn, job_id)
             return _record(row)
 
         return self._db.transaction(f"finishing job {job_id}", body)
+
+    def set_phase(self, job_id: str, owner: str, phase: str, *, detail: str | None = None,
+                  deadline: datetime.datetime | None = None) -> jobs.JobRecord:
+        """Record the phase a running job entered (now), what it is about and its deadline.
+
+        One short transaction, fenced like :meth:`finish`: only the owner of an
+        unfinished job records its phase.
+
+        :param phase: one of :data:`manila_protector.progress.PHASES`.
+        :param detail: what the phase is about; cut to ``progress.MAX_DETAIL`` characters.
+        :param deadline: when the stage must end by (aware, or naive UTC); None: unbounded.
+        :returns: the job's record with its new phase.
+        :raises exception.NotOwner: the job is finished, or another worker's now.
+        :raises exception.NotFound: no such job.
+        :raises ValueError: an unknown phase.
+        """
+        if phase not in progress.PHASES:
+            raise ValueError(f"unknown phase {phase!r}")
+        if deadline is not None and deadline.tzinfo is not None:
+            deadline = deadline.astimezone(datetime.UTC).replace(tzinfo=None)
+        detail = detail[:progress.MAX_DETAIL] if detail else None
+
+        def body(conn: sa.Connection) -> jobs.JobRecord:
+            row = _row(conn, job_id, lock=True)
+            if row.status not in UNFINISHED:
+                raise exception.NotOwner(
+                    f"job {job_id} is {row.status}; its phase is no longer recorded",
+                    details={"job_id": job_id, "owner": row.owner})
+            self._fence(row, owner, "record the phase of")
+            conn.execute(sa.update(_JOBS).where(_JOBS.c.job_id == job_id).values(
+                phase=phase, phase_detail=detail, phase_started_at=_now(),
+                deadline=deadline))
+            return _record(_row(conn, job_id))
+
+        return self._db.transaction(f"recording job {job_id}'s phase", body)
 
     def leftovers(self, limit: int = 100) -> list[Leftover]:
         """What failed jobs made and could not delete (oldest first), for the sweeper."""
@@ -565,6 +605,4 @@ class JobStore:
                             row.job_id, row.share_id)
         return StoredJob(
             record=_record(row), request=jobs.JobRequest(**json.loads(row.request)),
-            context=json.loads(row.context), auth_token=token, owner=row.owner,
-            phase=row.phase, phase_started_at=_iso(row.phase_started_at),
-            deadline=_iso(row.deadline))
+            context=json.loads(row.context), auth_token=token, owner=row.owner)

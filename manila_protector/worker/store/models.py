@@ -11,7 +11,9 @@ reflected and compared).
   MEDIUMTEXT on MariaDB/MySQL (TEXT there stops at 64 KiB).  Timestamps are
   naive UTC with microseconds (``DATETIME(6)`` on MariaDB).
   ``leftover_kind``/``leftover_id`` name what a failed job made and could not
-  delete, until the sweeper has deleted it.
+  delete, until the sweeper has deleted it.  ``phase``, ``phase_detail``,
+  ``phase_started_at`` and ``deadline`` are an unfinished job's progress
+  (``manila_protector.progress``), cleared when it finishes.
 - ``job_tokens``: the caller's token of an unfinished job, Fernet-encrypted;
   never in ``jobs``, deleted when the job finishes.
 """
@@ -52,6 +54,8 @@ jobs = sa.Table(
     sa.Column("phase", sa.String(64), nullable=True),
     sa.Column("phase_started_at", TIMESTAMP, nullable=True),
     sa.Column("deadline", TIMESTAMP, nullable=True),
+    # What the phase is about ("snapshot <id>"); revision 0002.
+    sa.Column("phase_detail", sa.String(255), nullable=True),
     # What a failed job made and could not delete ("snapshot"/"share" and its id),
     # until the sweeper deleted it.
     sa.Column("leftover_kind", sa.String(16), nullable=True),

@@ -59,9 +59,10 @@ def current(database: engine_mod.Database) -> str | None:
         return _current(conn)
 
 
-def upgrade(database: engine_mod.Database) -> tuple[str | None, str]:
+def upgrade(database: engine_mod.Database, to: str = "head") -> tuple[str | None, str]:
     """Migrate the database to this release's head (``db sync``); idempotent.
 
+    :param to: another revision to stop at (tests of a migration start there).
     :returns: the revisions before and after.
     :raises exception.StoreSchemaOutdated: the database is at a revision this release
         does not know (a newer release migrated it).
@@ -70,7 +71,7 @@ def upgrade(database: engine_mod.Database) -> tuple[str | None, str]:
     with database.begin("migrating the schema") as conn:
         before = _current(conn)
         with _alembic_failures_translated(before):
-            command.upgrade(_config(conn), "head")
+            command.upgrade(_config(conn), to)
         return before, typing.cast(str, _current(conn))
 
 
