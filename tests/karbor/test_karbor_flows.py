@@ -219,15 +219,14 @@ def test_plan_without_share_parameters_protects_with_karbors_own_defaults(
     assert snapshot["name"] == f"{checkpoint_id}@{share['id']}"
 
 
-@pytest.mark.parametrize("catalog", [karbor_flows.v2_catalog, karbor_flows.v3_catalog],
-                         ids=["v2-catalog", "v3-catalog"])
-def test_protect_and_restore_find_manila_in_the_callers_catalog_without_an_endpoint(
-        deploy, mode, backend, tenant, catalog):
-    # No [manila] endpoint_override anywhere (provider file, karbor.conf, the worker's).
+def test_protect_and_restore_find_manila_in_a_keystonemiddleware_catalog_without_an_endpoint(
+        deploy, mode, backend, tenant):
+    # No [manila] endpoint_override anywhere (provider file, karbor.conf, the worker's):
+    # Manila comes from the v2-form catalog of Karbor's RequestContext.
     karbor = deploy(mode, manila_endpoint=None)
     share = backend.create_share(tenant, access_rules=RULES[:1])
     token_caller = karbor_flows.Caller(user_id=tenant.user_id, project_id=tenant.id,
-                                       service_catalog=catalog(backend.endpoint))
+                                       service_catalog=karbor_flows.v2_catalog(backend.endpoint))
     checkpoint_id = str(uuid.uuid4())
 
     protected = karbor.protect(token_caller, [share_resource(share)], PARAMETERS,
@@ -239,6 +238,21 @@ def test_protect_and_restore_find_manila_in_the_callers_catalog_without_an_endpo
     assert restored["restore"]["status"] == "success", restored["restore"]
     new_id = restored["new_resources"][share["id"]]
     assert _rules(backend, new_id) == _rules(backend, share["id"])
+
+
+def test_protect_finds_manila_in_a_tokens_v3_catalog_without_an_endpoint(
+        deploy, mode, make_standin):
+    manila = make_standin()
+    karbor = deploy(mode, manila_endpoint=None)
+    project = uuid.uuid4().hex
+    share = manila.create_share(project)
+    token_caller = karbor_flows.Caller(user_id="alice", project_id=project,
+                                       service_catalog=karbor_flows.v3_catalog(manila.endpoint))
+
+    protected = karbor.protect(token_caller, [share_resource(share)], PARAMETERS)
+
+    assert protected["checkpoint"]["status"] == "available", protected["flow_error"]
+    assert len(manila.snapshots(share_id=share["id"])) == 1
 
 
 def test_provider_file_options_reach_the_plugin(deploy, make_standin):
@@ -257,3 +271,25 @@ def test_provider_file_options_reach_the_plugin(deploy, make_standin):
     asked = {r.microversion for r in manila.requests()
              if r.method == "POST" and r.route == "/snapshots"}
     assert asked == {"2.40"}
+
+
+def test_a_job_longer_than_the_call_monitor_timeout_is_kept_alive_by_heartbeats(
+        deploy, make_standin, karbor_worker):
+    # Worker mode: the worker's heartbeats reach the call that Karbor's own
+    # oslo.messaging (14.6, under eventlet) makes, so a snapshot that takes well over
+    # call_monitor_timeout does not fail the hook.
+    manila = make_standin()
+    manila.config.delays.snapshot_create = 8.0
+    karbor = deploy("worker")
+    karbor.dispatch["call_monitor_timeout"] = "3"
+    karbor.write_provider()
+    project = uuid.uuid4().hex
+    share = manila.create_share(project)
+    caller = karbor_flows.Caller(user_id="alice", project_id=project,
+                                 service_catalog=karbor_flows.v2_catalog(manila.endpoint))
+
+    protected = karbor.protect(caller, [share_resource(share)], PARAMETERS)
+
+    assert protected["checkpoint"]["status"] == "available", protected["flow_error"]
+    [snapshot] = manila.snapshots(share_id=share["id"])
+    assert snapshot["status"] == "available"
