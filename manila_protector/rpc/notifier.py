@@ -104,9 +104,10 @@ class JobNotifier:
 
     @staticmethod
     def _context(record: jobs.JobRecord) -> oslo_context.RequestContext:
-        # The context of a notification carries no token.
+        # The context of a notification carries no token; it is not made the thread's
+        # current context (what oslo.log writes on each line: the job's own caller).
         return rpc_context.RequestContext(project_id=record.project_id,
-                                          request_id=record.request_id)
+                                          request_id=record.request_id, overwrite=False)
 
     def start(self, record: jobs.JobRecord) -> None:
         """``.start`` of an accepted job.  :raises exception.NotificationFailed: not sent."""
@@ -132,4 +133,4 @@ class JobNotifier:
         :raises exception.NotificationFailed: not sent.
         """
         self._send("INFO", f"{EVENT_PREFIX}.worker.start", {"host": host},
-                   rpc_context.RequestContext(), retry=retry)
+                   rpc_context.RequestContext(overwrite=False), retry=retry)

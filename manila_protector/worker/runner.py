@@ -22,6 +22,8 @@ import logging
 import threading
 import typing
 
+from oslo_context import context as oslo_context
+
 from manila_protector import exception
 from manila_protector import identity
 from manila_protector import jobs
@@ -35,6 +37,18 @@ LOG = logging.getLogger(__name__)
 
 #: Seconds between two reads of the store by a caller waiting for another worker's job.
 FOREIGN_POLL_INTERVAL = 0.5
+
+
+def _log_as(caller: identity.Caller) -> None:
+    """Make the job's caller this thread's current request context (no token in it).
+
+    oslo.log writes the current context's request id, user and project on every line;
+    a pool thread runs many callers' jobs in turn, and without this a job's lines
+    would show whichever request the thread served before.
+    """
+    oslo_context.RequestContext(user_id=caller.user_id, project_id=caller.project_id,
+                                roles=list(caller.roles), is_admin=caller.is_admin,
+                                request_id=caller.request_id, overwrite=True)
 
 
 class Notifier(typing.Protocol):
@@ -320,6 +334,7 @@ class JobRunner:
             self._announce_start(stored.record)
         request = stored.request
         caller = identity.Caller.from_dict(stored.context, stored.auth_token)
+        _log_as(caller)
         try:
             result = self._executor.run(request, caller, execution.parse_contents(request))
         except exception.ProtectorError as exc:
