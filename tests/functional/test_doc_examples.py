@@ -276,9 +276,13 @@ def test_the_provider_files_dispatch_section_sends_karbors_hook_to_the_worker(
     checkpoint = karbor_shapes.Checkpoint()
     resource = resources.Resource(karbor_shapes.SHARE_TYPE, share["id"], share["name"])
 
-    karbor_shapes.run_hooks(plugin.get_protect_operation(resource), checkpoint, resource,
-                            context, {"snapshot_name": "n", "description": "", "force": "False"},
-                            operation_log=karbor_shapes.OperationLog())
+    try:
+        karbor_shapes.run_hooks(plugin.get_protect_operation(resource), checkpoint, resource,
+                                context,
+                                {"snapshot_name": "n", "description": "", "force": "False"},
+                                operation_log=karbor_shapes.OperationLog())
+    finally:
+        plugin.dispatch.close()
 
     assert checkpoint.get_resource_bank_section(share["id"]).get_object("status") == "available"
     [snapshot] = standin.snapshots(share_id=share["id"])
