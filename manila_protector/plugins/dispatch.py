@@ -111,6 +111,7 @@ class ToWorker:
     def __init__(self, conf: typing.Any) -> None:
         self._conf = conf
         self._client: rpc_api.ProtectorAPI | None = None
+        self._transport: typing.Any = None
         self._lock = threading.Lock()
 
     def _api(self) -> rpc_api.ProtectorAPI:
@@ -123,10 +124,18 @@ class ToWorker:
                         f"[{opts.DISPATCH_GROUP}] transport_url (the workers' RabbitMQ)")
                 rpc_api.prepare_conf(self._conf)
                 transport = rpc_api.get_transport(self._conf, section.transport_url)
+                self._transport = transport
                 self._client = rpc_api.ProtectorAPI(
                     transport, topic=section.topic, exchange=section.exchange,
                     timeout=section.call_monitor_timeout, job_timeout=section.call_timeout)
             return self._client
+
+    def close(self) -> None:
+        """Close the connection to the workers' bus (the next job opens it again)."""
+        with self._lock:
+            transport, self._transport, self._client = self._transport, None, None
+        if transport is not None:
+            transport.cleanup()
 
     @staticmethod
     def _result(record: dict[str, typing.Any]) -> dict[str, typing.Any]:

@@ -86,23 +86,7 @@ def client(broker: rabbit.Broker, names: rabbit.Names) -> rpc_api.ProtectorAPI:
                                 exchange=broker.control_exchange, timeout=30)
 
 
-# -- the real Manila ----------------------------------------------------------------------
-
-
-# -- the backend and the worker --------------------------------------------------------------
-
-
-@pytest.fixture(params=[pytest.param("standin"),
-                        pytest.param("manila23", marks=pytest.mark.real_manila)])
-def backend(request: pytest.FixtureRequest) -> typing.Iterator[manila_backends.Backend]:
-    """The Manila of this run of the scenario (ids ``standin`` and ``manila23``)."""
-    if request.param == "standin":
-        found: manila_backends.Backend = manila_backends.StandInBackend()
-    else:
-        found = manila_backends.RealManilaBackend(request.getfixturevalue("real_manila_env"),
-                                                  request.getfixturevalue("policy_gateway"))
-    yield found
-    found.cleanup()
+# -- the worker (the backend fixture is support.fixtures') ------------------------------
 
 
 class _Endpoint:

@@ -1,19 +1,22 @@
-"""Karbor 1.6.0's flows on our protection plugin, direct mode, the Manila stand-in.
+"""Karbor 1.6.0's flows on our protection plugin: each mode, each Manila.
 
 Each test is what a Karbor user does (create a checkpoint, a restore, a verification,
 delete the checkpoint) and checks what that user would see: Karbor's statuses, the
-checkpoint's bank sections, and the shares and snapshots in Manila.
+checkpoint's bank sections, the shares and snapshots in Manila -- and in worker mode
+what an operator sees of the worker: its ``.start``/``.end`` notifications per hook.
 """
 
 from __future__ import annotations
 
-import threading
-import time
+import types
 import uuid
 
 import pytest
 
+from manila_protector.plugins import dispatch
+
 from support import karbor_flows
+from support import rabbit
 from support.karbor_flows import SHARE, share_resource
 
 pytestmark = [pytest.mark.functional, pytest.mark.karbor]
@@ -21,84 +24,113 @@ pytestmark = [pytest.mark.functional, pytest.mark.karbor]
 #: Plan parameters for shares, as a user sets them in Karbor (the plugin's options).
 PARAMETERS = {SHARE: {"snapshot_name": "nightly", "description": "karbor tier",
                       "force": False}}
-RULES = [{"access_type": "ip", "access_to": "10.1.0.0/16", "access_level": "rw"},
-         {"access_type": "ip", "access_to": "10.2.0.7", "access_level": "ro"}]
-#: Seconds a test waits for a condition in Manila.
+RULES = (("ip", "10.1.0.0/16", "rw"), ("ip", "10.2.0.7", "ro"))
+#: Seconds a test waits for a condition in Manila or for a notification.
 WAIT = 60.0
 
 
-def _rules(manila, share_id):
+def _rules(backend, share_id):
     return sorted((r["access_type"], r["access_to"], r["access_level"])
-                  for r in manila.access_rules(share_id))
+                  for r in backend.access_rules(share_id))
 
 
-def _wait_until(what, predicate, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        pause.wait(0.05)
+def _job_id(operation, owner_id, share_id):
+    """The job id the hook derives from Karbor's checkpoint, restore or verification."""
+    return dispatch.karbor_job_id(operation, types.SimpleNamespace(id=owner_id), share_id)
 
 
-def test_checkpoint_of_two_shares_restores_verifies_and_is_deleted(karbor, manila, caller):
-    first = manila.create_share(caller.project_id, size=1, name="first", access_rules=RULES)
-    second = manila.create_share(caller.project_id, size=2, name="second",
-                                 access_rules=RULES[:1])
+def _assert_worker_announced(karbor_worker, operation, owner_id, shares, request_id):
+    """The worker sent ``.start`` then ``.end`` for the hook's job on each share, carrying
+    the request id of Karbor's context."""
+    job_ids = [_job_id(operation, owner_id, share["id"]) for share in shares]
+    collector = karbor_worker.notifications.collector
+    collector.wait_for(lambda c: all(c.terminal(j) for j in job_ids), WAIT,
+                       f"the end of the {operation} jobs")
+    for job_id in job_ids:
+        assert collector.events(job_id) == [f"manila_protector.{operation}.start",
+                                            f"manila_protector.{operation}.end"]
+        [end] = collector.terminal(job_id)
+        assert end["payload"]["request_id"] == request_id
+
+
+def test_checkpoint_of_two_shares_restores_verifies_and_is_deleted(
+        request, mode, karbor, backend, tenant, caller):
+    first = backend.create_share(tenant, size=1, name="first", access_rules=RULES)
+    second = backend.create_share(tenant, size=2, name="second", access_rules=RULES[:1])
     checkpoint_id = str(uuid.uuid4())
+    steps = []
 
-    protected = karbor.protect(caller, [share_resource(first), share_resource(second)],
+    def announced(operation, owner_id, run_caller):
+        if mode == "worker":
+            _assert_worker_announced(request.getfixturevalue("karbor_worker"), operation,
+                                     owner_id, (first, second), run_caller.request_id)
+            steps.append(operation)
+
+    def step_caller():
+        return karbor_flows.Caller(user_id=caller.user_id, project_id=caller.project_id,
+                                   service_catalog=caller.service_catalog,
+                                   request_id=f"req-{uuid.uuid4()}")
+
+    protect_caller = step_caller()
+    protected = karbor.protect(protect_caller, [share_resource(first), share_resource(second)],
                                PARAMETERS, checkpoint_id=checkpoint_id)
 
     assert protected["flow_error"] is None
     assert protected["checkpoint"]["status"] == "available"
     for share in (first, second):
-        [snapshot] = manila.snapshots(share_id=share["id"])
+        [snapshot] = backend.snapshots(share["id"])
         assert (snapshot["status"], snapshot["name"]) == ("available", "nightly")
         section = protected["checkpoint"]["resources"][share["id"]]
         assert section["status"] == "available"
         assert section["metadata"]["snapshot_id"] == snapshot["id"]
         assert section["metadata"]["size"] == share["size"]
+    announced("protect", checkpoint_id, protect_caller)
 
-    restored = karbor.restore(caller, checkpoint_id, {SHARE: {"restore_name": "back"}})
+    restore_caller = step_caller()
+    restored = karbor.restore(restore_caller, checkpoint_id, {SHARE: {"restore_name": "back"}})
 
     assert restored["flow_error"] is None
     assert restored["restore"]["status"] == "success"
     new_ids = restored["new_resources"]
     assert set(new_ids) == {first["id"], second["id"]}
     for share in (first, second):
-        new_share = manila.share(new_ids[share["id"]])
+        new_share = backend.share(new_ids[share["id"]])
         assert (new_share["status"], new_share["name"], new_share["size"]) == (
             "available", "back", share["size"])
-        assert _rules(manila, new_share["id"]) == _rules(manila, share["id"])
+        assert new_share["project_id"] == tenant.id
+        assert _rules(backend, new_share["id"]) == _rules(backend, share["id"])
     # Karbor's own share plugin, too, reports a restored share under its new id.
     assert restored["restore"]["resources_status"] == {
         f"{SHARE}#{new_id}": "available" for new_id in new_ids.values()}
+    announced("restore", restored["restore"]["id"], restore_caller)
 
-    verified = karbor.verify(caller, checkpoint_id)
+    verify_caller = step_caller()
+    verified = karbor.verify(verify_caller, checkpoint_id)
 
     assert verified["flow_error"] is None
     assert verified["verification"]["status"] == "success"
     assert verified["verification"]["resources_status"] == {
         f"{SHARE}#{share['id']}": "available" for share in (first, second)}
+    announced("verify", verified["verification"]["id"], verify_caller)
 
-    deleted = karbor.delete(caller, checkpoint_id)
+    delete_caller = step_caller()
+    deleted = karbor.delete(delete_caller, checkpoint_id)
 
     assert deleted["flow_error"] is None
     assert deleted["checkpoint"]["status"] == "deleted"
     for share in (first, second):
-        assert manila.snapshots(share_id=share["id"]) == []
+        assert backend.snapshots(share["id"]) == []
         section = deleted["checkpoint"]["resources"][share["id"]]
         assert (section["status"], section["metadata"]) == ("deleted", None)
     # The restored shares are the user's now: deleting the checkpoint keeps them.
-    assert all(manila.share(new_id) for new_id in new_ids.values())
+    assert all(backend.share(new_id) for new_id in new_ids.values())
+    announced("delete", checkpoint_id, delete_caller)
+    assert steps == ([] if mode == "direct" else ["protect", "restore", "verify", "delete"])
 
 
-def test_restore_leaves_access_rules_out_when_the_restore_says_false(karbor, manila, caller):
-    share = manila.create_share(caller.project_id, access_rules=RULES)
+def test_restore_leaves_access_rules_out_when_the_restore_says_false(
+        karbor, backend, tenant, caller):
+    share = backend.create_share(tenant, access_rules=RULES)
     checkpoint_id = str(uuid.uuid4())
     karbor.protect(caller, [share_resource(share)], PARAMETERS, checkpoint_id=checkpoint_id)
 
@@ -106,45 +138,43 @@ def test_restore_leaves_access_rules_out_when_the_restore_says_false(karbor, man
     restored = karbor.restore(caller, checkpoint_id,
                               {SHARE: {"restore_access_rules": False}})
 
-    assert restored["restore"]["status"] == "success"
+    assert restored["restore"]["status"] == "success", restored["restore"]
     new_id = restored["new_resources"][share["id"]]
-    assert manila.share(new_id)["status"] == "available"
-    assert _rules(manila, new_id) == []
+    assert backend.share(new_id)["status"] == "available"
+    assert _rules(backend, new_id) == []
 
 
 def test_protect_killed_mid_flow_then_run_again_makes_exactly_one_snapshot(
-        karbor, manila, caller):
-    share = manila.create_share(caller.project_id, access_rules=RULES)
+        karbor, backend, tenant, caller):
+    # A snapshot of this type takes seconds: the kill comes while it is being made.
+    share = backend.create_share(tenant, share_type=backend.share_types.slow_snapshots,
+                                 access_rules=RULES)
     checkpoint_id = str(uuid.uuid4())
     args = karbor.protect_args([share_resource(share)], PARAMETERS, checkpoint_id)
     main_hook = f"protect_on_main_{SHARE}_{share['id']}"
-    # The snapshot stays 'creating' until the test says otherwise.
-    manila.config.delays.snapshot_create = 3600
 
     first = karbor.start("protect", *args, caller=caller)
     first.wait_for_event(lambda e: e.get("task") == main_hook and e["state"] == "RUNNING")
-    _wait_until("the snapshot to be asked for", lambda: manila.snapshots(share_id=share["id"]))
+    rabbit.wait_until(lambda: backend.snapshots(share["id"]), WAIT,
+                      "the snapshot to be asked for")
     first.kill()
 
-    again = karbor.start("protect", *args, caller=caller)
-    again.wait_for_event(lambda e: e.get("task") == main_hook and e["state"] == "RUNNING")
-    [snapshot] = manila.snapshots(share_id=share["id"])
-    manila.set_snapshot_status(snapshot["id"], "available")
-    result = again.result()
+    result = karbor.start("protect", *args, caller=caller).result()
 
-    assert result["checkpoint"]["status"] == "available"
-    assert [s["id"] for s in manila.snapshots(share_id=share["id"])] == [snapshot["id"]]
+    assert result["checkpoint"]["status"] == "available", result["flow_error"]
+    [snapshot] = backend.snapshots(share["id"])
+    assert snapshot["status"] == "available"
     section = result["checkpoint"]["resources"][share["id"]]
     assert section["metadata"]["snapshot_id"] == snapshot["id"]
 
 
 def test_verify_and_restore_of_a_snapshot_gone_bad_fail_naming_the_snapshot(
-        karbor, manila, caller):
-    share = manila.create_share(caller.project_id)
+        karbor, backend, tenant, caller):
+    share = backend.create_share(tenant)
     checkpoint_id = str(uuid.uuid4())
     karbor.protect(caller, [share_resource(share)], PARAMETERS, checkpoint_id=checkpoint_id)
-    [snapshot] = manila.snapshots(share_id=share["id"])
-    manila.set_snapshot_status(snapshot["id"], "error")
+    [snapshot] = backend.snapshots(share["id"])
+    backend.put_snapshot_in_error(snapshot["id"])
     key = f"{SHARE}#{share['id']}"
 
     verified = karbor.verify(caller, checkpoint_id)
@@ -155,24 +185,11 @@ def test_verify_and_restore_of_a_snapshot_gone_bad_fail_naming_the_snapshot(
         assert outcome["resources_status"] == {key: "error"}
         assert snapshot["id"] in outcome["resources_reason"][key]
     assert restored["new_resources"] == {}
-    assert [s["id"] for s in manila.shares(caller.project_id)] == [share["id"]]
-
-
-def test_provider_file_options_reach_the_plugin(karbor, manila, caller):
-    # Karbor builds the plugin with the provider file's own ConfigOpts.
-    karbor.write_provider(manila={"max_api_version": "2.40"})
-    share = manila.create_share(caller.project_id)
-
-    protected = karbor.protect(caller, [share_resource(share)], PARAMETERS)
-
-    assert protected["checkpoint"]["status"] == "available"
-    asked = {r.microversion for r in manila.requests()
-             if r.method == "POST" and r.route == "/snapshots"}
-    assert asked == {"2.40"}
+    assert [s["id"] for s in backend.shares(tenant.id)] == [share["id"]]
 
 
 def test_protect_of_a_missing_share_ends_the_checkpoint_in_error_with_the_reason(
-        karbor, manila, caller):
+        karbor, caller):
     missing = {"id": str(uuid.uuid4()), "name": "gone"}
 
     protected = karbor.protect(caller, [share_resource(missing)], PARAMETERS)
@@ -186,11 +203,11 @@ def test_protect_of_a_missing_share_ends_the_checkpoint_in_error_with_the_reason
 
 
 def test_plan_without_share_parameters_protects_with_karbors_own_defaults(
-        karbor, manila, caller):
+        karbor, backend, tenant, caller):
     # Karbor's plans API accepts a plan without parameters (a finding of this tier: our
     # options schema requires all three); the hook fills in what Karbor's own share
     # plugin would: the snapshot named after the checkpoint, no force.
-    share = manila.create_share(caller.project_id)
+    share = backend.create_share(tenant)
     checkpoint_id = str(uuid.uuid4())
 
     protected = karbor.protect(caller, [share_resource(share)], parameters={},
@@ -198,23 +215,39 @@ def test_plan_without_share_parameters_protects_with_karbors_own_defaults(
 
     assert protected["api_error"] is None
     assert protected["checkpoint"]["status"] == "available", protected["flow_error"]
-    [snapshot] = manila.snapshots(share_id=share["id"])
+    [snapshot] = backend.snapshots(share["id"])
     assert snapshot["name"] == f"{checkpoint_id}@{share['id']}"
 
 
-def _catalog_deployment(tmp_path, karbor_python):
-    """A karbor-protection with no endpoint_override: Manila comes from the catalog."""
-    return karbor_flows.Deployment(tmp_path / "karbor-catalog", karbor_python)
+def test_protect_and_restore_find_manila_in_a_keystonemiddleware_catalog_without_an_endpoint(
+        deploy, mode, backend, tenant):
+    # No [manila] endpoint_override anywhere (provider file, karbor.conf, the worker's):
+    # Manila comes from the v2-form catalog of Karbor's RequestContext.
+    karbor = deploy(mode, manila_endpoint=None)
+    share = backend.create_share(tenant, access_rules=RULES[:1])
+    token_caller = karbor_flows.Caller(user_id=tenant.user_id, project_id=tenant.id,
+                                       service_catalog=karbor_flows.v2_catalog(backend.endpoint))
+    checkpoint_id = str(uuid.uuid4())
+
+    protected = karbor.protect(token_caller, [share_resource(share)], PARAMETERS,
+                               checkpoint_id=checkpoint_id)
+    restored = karbor.restore(token_caller, checkpoint_id)
+
+    assert protected["checkpoint"]["status"] == "available", protected["flow_error"]
+    assert len(backend.snapshots(share["id"])) == 1
+    assert restored["restore"]["status"] == "success", restored["restore"]
+    new_id = restored["new_resources"][share["id"]]
+    assert _rules(backend, new_id) == _rules(backend, share["id"])
 
 
-def test_protect_finds_manila_in_a_v3_service_catalog(tmp_path, karbor_python, manila, caller):
-    catalog = ({"type": "sharev2", "name": "manilav2", "endpoints": [
-        {"interface": "public", "region": "RegionOne", "region_id": "RegionOne",
-         "url": manila.endpoint}]},)
-    share = manila.create_share(caller.project_id)
-    karbor = _catalog_deployment(tmp_path, karbor_python)
-    token_caller = karbor_flows.Caller(user_id=caller.user_id, project_id=caller.project_id,
-                                       service_catalog=catalog)
+def test_protect_finds_manila_in_a_tokens_v3_catalog_without_an_endpoint(
+        deploy, mode, make_standin):
+    manila = make_standin()
+    karbor = deploy(mode, manila_endpoint=None)
+    project = uuid.uuid4().hex
+    share = manila.create_share(project)
+    token_caller = karbor_flows.Caller(user_id="alice", project_id=project,
+                                       service_catalog=karbor_flows.v3_catalog(manila.endpoint))
 
     protected = karbor.protect(token_caller, [share_resource(share)], PARAMETERS)
 
@@ -222,16 +255,41 @@ def test_protect_finds_manila_in_a_v3_service_catalog(tmp_path, karbor_python, m
     assert len(manila.snapshots(share_id=share["id"])) == 1
 
 
-def test_protect_finds_manila_in_a_keystonemiddleware_v2_service_catalog(
-        tmp_path, karbor_python, manila, caller):
-    catalog = ({"type": "sharev2", "name": "manilav2", "endpoints": [
-        {"region": "RegionOne", "publicURL": manila.endpoint,
-         "internalURL": manila.endpoint, "adminURL": manila.endpoint}]},)
-    share = manila.create_share(caller.project_id)
-    karbor = _catalog_deployment(tmp_path, karbor_python)
-    token_caller = karbor_flows.Caller(user_id=caller.user_id, project_id=caller.project_id,
-                                       service_catalog=catalog)
+def test_provider_file_options_reach_the_plugin(deploy, make_standin):
+    # Karbor builds the plugin with the provider file's own ConfigOpts (direct mode: in
+    # worker mode the worker's own [manila] applies). The stand-in records requests.
+    manila = make_standin()
+    karbor = deploy("direct", manila.endpoint)
+    karbor.write_provider(manila={"max_api_version": "2.40"})
+    project = uuid.uuid4().hex
+    share = manila.create_share(project)
+    caller = karbor_flows.Caller(user_id="alice", project_id=project)
 
-    protected = karbor.protect(token_caller, [share_resource(share)], PARAMETERS)
+    protected = karbor.protect(caller, [share_resource(share)], PARAMETERS)
+
+    assert protected["checkpoint"]["status"] == "available"
+    asked = {r.microversion for r in manila.requests()
+             if r.method == "POST" and r.route == "/snapshots"}
+    assert asked == {"2.40"}
+
+
+def test_a_job_longer_than_the_call_monitor_timeout_is_kept_alive_by_heartbeats(
+        deploy, make_standin, karbor_worker):
+    # Worker mode: the worker's heartbeats reach the call that Karbor's own
+    # oslo.messaging (14.6, under eventlet) makes, so a snapshot that takes well over
+    # call_monitor_timeout does not fail the hook.
+    manila = make_standin()
+    manila.config.delays.snapshot_create = 8.0
+    karbor = deploy("worker")
+    karbor.dispatch["call_monitor_timeout"] = "3"
+    karbor.write_provider()
+    project = uuid.uuid4().hex
+    share = manila.create_share(project)
+    caller = karbor_flows.Caller(user_id="alice", project_id=project,
+                                 service_catalog=karbor_flows.v2_catalog(manila.endpoint))
+
+    protected = karbor.protect(caller, [share_resource(share)], PARAMETERS)
 
     assert protected["checkpoint"]["status"] == "available", protected["flow_error"]
+    [snapshot] = manila.snapshots(share_id=share["id"])
+    assert snapshot["status"] == "available"

@@ -11,6 +11,9 @@
 * ``real_manila_name``, ``real_manila_env``, ``keystone_manila_env``,
   ``policy_gateway``: the session's real Manila 23 (and Keystone 30), brought up
   once for every tier that asks (tools/real_manila.py).
+* ``backend``: the Manila of a scenario that runs on both, parametrized with the ids
+  ``standin`` and ``manila23`` (``support.manila_backends``; the contract and Karbor
+  tiers).
 
 A prerequisite that is missing skips the test, and fails it under ``CI``
 (:func:`unavailable`).
@@ -34,6 +37,7 @@ from manila_protector.rpc import api as rpc_api
 from manila_standin import config as standin_config
 from manila_standin import server as standin_server
 
+from support import manila_backends
 from support import rabbit
 from support import real_manila
 
@@ -223,3 +227,20 @@ def policy_gateway(real_manila_env: dict[str, typing.Any]
     gateway = real_manila.TrustedHeaderGateway(real_manila_env["policy_base_url"]).start()
     yield gateway
     gateway.stop()
+
+
+# -- one scenario, two Manilas ------------------------------------------------------------------
+
+
+@pytest.fixture(params=[pytest.param("standin"),
+                        pytest.param("manila23", marks=pytest.mark.real_manila)])
+def backend(request: pytest.FixtureRequest) -> typing.Iterator[manila_backends.Backend]:
+    """The Manila of this run of the scenario (ids ``standin`` and ``manila23``): a fresh
+    stand-in, or the session's real Manila 23 with what the test made deleted afterwards."""
+    if request.param == "standin":
+        found: manila_backends.Backend = manila_backends.StandInBackend()
+    else:
+        found = manila_backends.RealManilaBackend(request.getfixturevalue("real_manila_env"),
+                                                  request.getfixturevalue("policy_gateway"))
+    yield found
+    found.cleanup()

@@ -112,6 +112,20 @@ class Caller:
         })
 
 
+def v2_catalog(endpoint: str, region: str = "RegionOne") -> tuple[dict[str, typing.Any], ...]:
+    """A service catalog with Manila at ``endpoint``, in the **v2 form** keystonemiddleware
+    hands a service (``X-Service-Catalog``), which Karbor's RequestContext carries."""
+    return ({"type": "sharev2", "name": "manilav2", "endpoints": [
+        {"region": region, "publicURL": endpoint, "internalURL": endpoint,
+         "adminURL": endpoint}]},)
+
+
+def v3_catalog(endpoint: str, region: str = "RegionOne") -> tuple[dict[str, typing.Any], ...]:
+    """The same in the **v3 form** of a token's catalog (``interface``/``url``)."""
+    return ({"type": "sharev2", "name": "manilav2", "endpoints": [
+        {"interface": "public", "region": region, "region_id": region, "url": endpoint}]},)
+
+
 def share_resource(share: dict[str, typing.Any]) -> dict[str, typing.Any]:
     """A plan's resource entry for a share (as Karbor's dashboard builds it)."""
     return {"id": share["id"], "type": SHARE, "name": share.get("name") or share["id"]}
@@ -217,15 +231,19 @@ class Deployment:
         protectable plugin reads Karbor's global configuration); None leaves both out,
         so the plugins look for Manila in the request's service catalog.
     :param transport_url: Karbor's ``[DEFAULT] transport_url``.
+    :param dispatch: the provider file's ``[dispatch]`` section (None: the file's own,
+        ``mode = direct`` by default).
     """
 
     def __init__(self, root: pathlib.Path, python: pathlib.Path,
                  manila_endpoint: str | None = None,
-                 transport_url: str | None = None) -> None:
+                 transport_url: str | None = None,
+                 dispatch: dict[str, str] | None = None) -> None:
         self.root = root
         self.python = python
         self.manila_endpoint = manila_endpoint
         self.transport_url = transport_url
+        self.dispatch = dict(dispatch) if dispatch is not None else None
         self.provider_dir = root / "providers.d"
         self.bank_dir = root / "bank"
         self.karbor_conf = root / "karbor.conf"
@@ -256,6 +274,8 @@ class Deployment:
         if self.manila_endpoint is not None:
             options.setdefault("endpoint_override", self.manila_endpoint)
         parsed["manila"] = options
+        if self.dispatch is not None:
+            sections = {"dispatch": self.dispatch, **(sections or {})}
         for name, values in (sections or {}).items():
             if not parsed.has_section(name):
                 parsed.add_section(name)

@@ -144,6 +144,11 @@ class Backend:
         self.admin.shares.reset_state(share_id, "error")
         self.wait_share(share_id, {"error"})
 
+    def put_snapshot_in_error(self, snapshot_id: str) -> None:
+        """What an operator's ``manila snapshot-reset-state`` does (an admin action)."""
+        self.admin.share_snapshots.reset_state(snapshot_id, "error")
+        self.wait_snapshot(snapshot_id, {"error"})
+
     # -- reading what Manila shows -----------------------------------------------------------
 
     def share(self, share_id: str) -> dict[str, typing.Any] | None:
