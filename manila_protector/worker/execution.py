@@ -9,7 +9,9 @@ clean up bounds the job (``token_expired``) unless service tokens ride along.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import time
 import typing
 
 from manila_protector import exception
@@ -74,11 +76,14 @@ class Executor:
 
     :param runtime: the plugin runtime (Manila clients, the core).
     :param locks: the per-share locks.
+    :param lock_waited: told the seconds each job waited for its share's lock.
     """
 
-    def __init__(self, runtime: plugin_runtime.PluginRuntime, locks: ShareLocks) -> None:
+    def __init__(self, runtime: plugin_runtime.PluginRuntime, locks: ShareLocks,
+                 lock_waited: typing.Callable[[float], None] | None = None) -> None:
         self._runtime = runtime
         self._locks = locks
+        self._lock_waited = lock_waited or (lambda seconds: None)
 
     def run(self, request: jobs.JobRequest, caller: identity.Caller,
             contents: Contents) -> dict[str, typing.Any]:
@@ -89,7 +94,10 @@ class Executor:
         factory = self._runtime.factory
         left = token_left(caller, factory.sends_service_tokens)
         manila = factory.for_caller(caller)
-        with self._locks.hold(request.share_id) as held:
+        with contextlib.ExitStack() as stack:
+            began = time.monotonic()
+            held = stack.enter_context(self._locks.hold(request.share_id))
+            self._lock_waited(time.monotonic() - began)
             protector = self._runtime.protector(manila, guard=held.ensure,
                                                 token_expires_in=left)
             if request.operation == jobs.PROTECT:
