@@ -29,6 +29,7 @@ from manila_protector import opts
 from manila_protector import version
 from manila_protector.cli import credentials
 from manila_protector.rpc import api as rpc_api
+from manila_protector.rpc import broker
 from manila_protector.rpc import context as rpc_context
 
 #: Exit status of a job that failed.
@@ -85,6 +86,7 @@ class Connection:
         if self._client is None:
             import oslo_messaging
 
+            self._check_broker()
             try:
                 self._transport = rpc_api.get_transport(self.conf)
             except oslo_messaging.MessagingException as exc:
@@ -98,12 +100,19 @@ class Connection:
         import oslo_messaging
 
         if self._notification_transport is None:
+            self._check_broker()
             try:
                 self._notification_transport = oslo_messaging.get_notification_transport(
                     self.conf)
             except oslo_messaging.MessagingException as exc:
                 raise exception.InvalidRequest(f"transport_url: {exc}") from None
         return self._notification_transport
+
+    def _check_broker(self) -> None:
+        """Fail at once, with one line, where the broker is unreachable (oslo.messaging
+        would wait for it forever: its reply queue reconnects without a bound)."""
+        if self._options.retry is not None:
+            broker.check_reachable(self.conf)
 
     @property
     def context(self) -> rpc_context.RequestContext:
