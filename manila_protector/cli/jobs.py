@@ -101,8 +101,8 @@ class JobCommand(base.Errors, show.ShowOne):
         protected = connection.client.get_job(connection.context, protect_job_id)
         if protected.get("operation") != jobs.PROTECT or protected.get("status") != jobs.SUCCEEDED:
             raise exception.InvalidRequest(
-                f"job {protect_job_id} is a {protected.get('operation')} that is "
-                f"{protected.get('status')}: {self.operation} needs a protect job that "
+                f"job {protect_job_id} is a {protected.get('operation')} "
+                f"({protected.get('status')}): {self.operation} needs a protect job that "
                 "succeeded", details={"field": "protect_job"})
         return protected["share_id"], protected["result"]
 
@@ -242,5 +242,8 @@ class JobList(base.Errors, lister.Lister):
         records = connection.client.list_jobs(connection.context, filters=filters or None,
                                               limit=parsed_args.limit,
                                               marker=parsed_args.marker)
-        return ([heading for heading, _ in LIST_COLUMNS],
-                [[record.get(field) for _, field in LIST_COLUMNS] for record in records])
+        # Phase where the workers record one (a release that does not, shows none).
+        shown = [(heading, field) for heading, field in LIST_COLUMNS
+                 if field != "phase" or any("phase" in record for record in records)]
+        return ([heading for heading, _ in shown],
+                [[record.get(field) for _, field in shown] for record in records])

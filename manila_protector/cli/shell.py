@@ -134,6 +134,8 @@ class ProtectorApp(app.App):
     :param argv: the arguments (the identity options depend on ``--os-auth-type``).
     """
 
+    NAME = "manila-protector"
+
     def __init__(self, argv: list[str]) -> None:
         self._argv = argv
         self._loader: typing.Any = None
@@ -150,7 +152,11 @@ class ProtectorApp(app.App):
     def build_option_parser(self, description: str, version: str,
                             argparse_kwargs: dict[str, typing.Any] | None = None
                             ) -> argparse.ArgumentParser:
-        parser = super().build_option_parser(description, version, argparse_kwargs)
+        parser = super().build_option_parser(
+            description, version, dict(argparse_kwargs or {}, prog=self.NAME))
+        for action in parser._actions:  # noqa: SLF001 - cliff names its base class here
+            if "--version" in action.option_strings:
+                action.version = f"{self.NAME} {version}"
         bus = parser.add_argument_group("the workers' bus")
         bus.add_argument("--config-file", metavar="<path>", action="append",
                          help="The workers' configuration file (repeatable): the bus "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import threading
 import typing
 import uuid
@@ -173,9 +174,15 @@ class Events(base.Errors, command.Command):
             f"{str(described['durable']).lower()}), topics {', '.join(topics)}, "
             f"queue {queue}\n")
         self.app.stderr.flush()
+        # SIGTERM (and SIGINT where a shell left it ignored) ends it like Ctrl-C: the queue
+        # is deleted on the way out.
+        previous = {signum: signal.signal(signum, lambda *_: done.set())
+                    for signum in (signal.SIGTERM, signal.SIGINT)}
         try:
             done.wait(parsed_args.duration)
         finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
             listener.stop()
             listener.wait()
             if not broker.delete_queue(conf, queue):
