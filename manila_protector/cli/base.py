@@ -6,6 +6,7 @@ import json
 import typing
 
 from cliff import columns
+import oslo_messaging
 
 from manila_protector import exception
 
@@ -50,4 +51,9 @@ class Errors:
             return super().run(parsed_args)  # type: ignore[misc]
         except exception.ProtectorError as exc:
             self.app.stderr.write(f"{self.app.NAME}: error: {exc} [{exc.code}]\n")
+            return EXIT_USAGE
+        except oslo_messaging.MessagingException as exc:
+            # The type alone: some of oslo.messaging's messages quote the transport URL.
+            self.app.stderr.write(f"{self.app.NAME}: error: the message bus failed: "
+                                  f"{type(exc).__name__} [worker_unavailable]\n")
             return EXIT_USAGE
