@@ -47,6 +47,7 @@ KEYSTONE_GROUP = "keystone_authtoken"
 WORKER_GROUP = "worker"
 COORDINATION_GROUP = "coordination"
 DATABASE_GROUP = "database"
+METRICS_GROUP = "metrics"
 
 #: ``[database] connection`` by default: the single-host job store.
 DEFAULT_DATABASE_CONNECTION = "sqlite:///$state_path/job-store.sqlite"
@@ -326,6 +327,28 @@ _DISPATCH_OPTS = [
 _MANILA_DEFAULTS = {"service_type": "sharev2", "timeout": 60}
 
 
+_METRICS_OPTS = [
+    cfg.BoolOpt(
+        "enabled",
+        default=False,
+        help="Serve Prometheus metrics on /metrics and a health check on /healthz (broker, "
+             "lock backend and job store reachable: 200, else 503, with a JSON body) over "
+             "HTTP. Needs prometheus_client (the 'worker' extra). See doc/metrics.rst.",
+    ),
+    cfg.HostAddressOpt(
+        "host",
+        default="127.0.0.1",
+        help="Address the metrics listener binds to. It serves no secret, but anyone who "
+             "reaches it learns the worker's load: keep it on a management network.",
+    ),
+    cfg.PortOpt(
+        "port",
+        default=9468,
+        help="Port of the metrics listener (0: any free port, logged at start).",
+    ),
+]
+
+
 def _keystoneauth_opts() -> list[cfg.Opt]:
     opts = (
         ks_loading.get_session_conf_options()
@@ -417,6 +440,14 @@ def register_dispatch_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(_DISPATCH_OPTS, group=DISPATCH_GROUP)
 
 
+def register_client_opts(conf: cfg.ConfigOpts) -> None:
+    """Register what a client of the workers reads of their configuration file
+    (``[worker] topic`` and the rest of ``[worker]``; the CLI), without the job store's
+    options (oslo.db is the worker extra's)."""
+    conf.register_group(cfg.OptGroup(WORKER_GROUP, title="The protection worker"))
+    conf.register_opts(_WORKER_OPTS, group=WORKER_GROUP)
+
+
 def register_database_opts(conf: cfg.ConfigOpts) -> None:
     """Register oslo.db's ``[database]`` options on ``conf``, with the worker's default
     ``connection`` (:data:`DEFAULT_DATABASE_CONNECTION`)."""
@@ -432,6 +463,8 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(_WORKER_OPTS, group=WORKER_GROUP)
     conf.register_group(cfg.OptGroup(COORDINATION_GROUP, title="Per-share locks (tooz)"))
     conf.register_opts(_COORDINATION_OPTS, group=COORDINATION_GROUP)
+    conf.register_group(cfg.OptGroup(METRICS_GROUP, title="Prometheus metrics and health"))
+    conf.register_opts(_METRICS_OPTS, group=METRICS_GROUP)
     register_database_opts(conf)
     register_manila_opts(conf)
     register_keystone_opts(conf)
@@ -484,6 +517,7 @@ def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
         ("DEFAULT", copy.deepcopy(_DEFAULT_OPTS)),
         (WORKER_GROUP, copy.deepcopy(_WORKER_OPTS)),
         (COORDINATION_GROUP, copy.deepcopy(_COORDINATION_OPTS)),
+        (METRICS_GROUP, copy.deepcopy(_METRICS_OPTS)),
         (MANILA_GROUP, copy.deepcopy(manila_opts)),
         (client_factory.SERVICE_USER_GROUP, copy.deepcopy(service_user_opts)),
         (KEYSTONE_GROUP, copy.deepcopy(

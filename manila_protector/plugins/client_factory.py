@@ -27,6 +27,7 @@ import requests
 from manila_protector import exception
 from manila_protector import identity
 from manila_protector.plugins import manila_client as client_mod
+from manila_protector.plugins import observe
 
 LOG = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class ClientFactory:
         (:meth:`for_service`), never in a caller's place.
     :param service_user: a keystoneauth auth plugin whose token every request
         sends as ``X-Service-Token`` (``[service_user]``), or None.
+    :param observer: told of every HTTP response (its method and status).
     """
 
     def __init__(
@@ -78,8 +80,10 @@ class ClientFactory:
         endpoint_override: str | None = None,
         service_auth: typing.Any = None,
         service_user: typing.Any = None,
+        observer: observe.Observer = observe.NOTHING,
     ) -> None:
         self._session_loader = session_loader
+        self._observer = observer
         self._endpoint_override = endpoint_override
         self._service_auth = service_auth
         self._service_user = service_user
@@ -96,7 +100,8 @@ class ClientFactory:
         self._http = threading.local()
 
     @classmethod
-    def from_conf(cls, conf: typing.Any, group: str = "manila") -> ClientFactory:
+    def from_conf(cls, conf: typing.Any, group: str = "manila",
+                  observer: observe.Observer = observe.NOTHING) -> ClientFactory:
         """A factory configured from the ``[manila]`` options (see ``opts.py``)."""
         section = getattr(conf, group)
 
@@ -124,6 +129,7 @@ class ClientFactory:
             endpoint_override=section.endpoint_override,
             service_auth=service_auth,
             service_user=service_user,
+            observer=observer,
         )
 
     def _session(self, auth: typing.Any) -> ks_session.Session:
@@ -134,8 +140,14 @@ class ClientFactory:
             # Nothing a response sets (a load balancer's cookie) may follow a job's
             # requests into another tenant's job.
             connections.cookies.set_policy(_no_cookies())
+            connections.hooks["response"].append(self._observed)
             self._http.session = connections
         return self._session_loader(auth, connections)
+
+    def _observed(self, response: requests.Response, *args: typing.Any,
+                  **kwargs: typing.Any) -> None:
+        """requests' response hook: every answer this factory's clients receive."""
+        self._observer.manila_request(response.request.method or "", response.status_code)
 
     @property
     def has_service_credentials(self) -> bool:

@@ -16,6 +16,7 @@ from manila_protector import identity
 from manila_protector import progress as progress_mod
 from manila_protector.plugins import client_factory
 from manila_protector.plugins import manila_client
+from manila_protector.plugins import observe
 from manila_protector.plugins import share_catalog
 from manila_protector.plugins import share_protector
 from manila_protector.plugins import values
@@ -63,6 +64,7 @@ class PluginRuntime:
     :param factory: builds Manila clients.
     :param clock: the waits' clock (default: the system's; tests drive a virtual one).
     :param rng: the waits' jitter (default: a fresh ``random.Random``).
+    :param observer: told of every wait's polls (the worker's metrics; default: nothing).
     """
 
     def __init__(
@@ -71,16 +73,22 @@ class PluginRuntime:
         factory: client_factory.ClientFactory,
         clock: waiting.Clock | None = None,
         rng: random.Random | None = None,
+        observer: observe.Observer = observe.NOTHING,
     ) -> None:
         self.settings = settings
         self.factory = factory
         self.clock = clock or waiting.SystemClock()
         self._rng = rng
+        self._observer = observer
 
     @classmethod
-    def from_conf(cls, conf: typing.Any, group: str = "manila") -> PluginRuntime:
+    def from_conf(cls, conf: typing.Any, group: str = "manila",
+                  observer: observe.Observer = observe.NOTHING) -> PluginRuntime:
+        """Settings and client factory from ``[group]``; ``observer`` sees every Manila
+        response and every wait."""
         return cls(PluginSettings.from_conf(conf, group),
-                   client_factory.ClientFactory.from_conf(conf, group))
+                   client_factory.ClientFactory.from_conf(conf, group, observer=observer),
+                   observer=observer)
 
     def client(self, caller: identity.Caller) -> manila_client.ManilaClient:
         """A Manila client acting for ``caller``, with the caller's token."""
@@ -97,7 +105,8 @@ class PluginRuntime:
         ``token_expires_in`` bounds the job by the caller's token; ``progress`` hears its
         phases."""
         return share_protector.ShareProtector(
-            manila, waiting.Waiter(self.settings.wait_policy, self.clock, self._rng),
+            manila, waiting.Waiter(self.settings.wait_policy, self.clock, self._rng,
+                                    observer=self._observer),
             self.settings.timeouts, guard=guard, token_expires_in=token_expires_in,
             progress=progress,
         )

@@ -27,6 +27,7 @@ import time
 import typing
 
 from manila_protector import exception
+from manila_protector.plugins import observe
 from manila_protector.plugins import statuses as statuses_mod
 
 LOG = logging.getLogger(__name__)
@@ -158,10 +159,12 @@ class Waiter:
         policy: WaitPolicy,
         clock: Clock,
         rng: random.Random | None = None,
+        observer: observe.Observer = observe.NOTHING,
     ) -> None:
         self.policy = policy
         self.clock = clock
         self._rng = rng or random.Random()
+        self._observer = observer
 
     def until(
         self,
@@ -188,6 +191,21 @@ class Waiter:
         :returns: the probe's first outcome that is not None.
         :raises exception.DeadlineExceeded: the deadline passed first.
         """
+        polls = [0]
+        outcome = "error"
+        try:
+            found = self._until(probe, deadline, what, changed, pending, polls, tick)
+            outcome = "done"
+            return found
+        except exception.DeadlineExceeded:
+            outcome = "deadline"
+            raise
+        finally:
+            self._observer.wait_finished(polls[0], outcome)
+
+    def _until(self, probe: typing.Callable[[], _T | None], deadline: Deadline, what: str,
+               changed: bool, pending: typing.Callable[[], str | None],
+               counted: list[int], tick: Tick | None) -> _T:
         started = self.clock.now()
         next_line = started + LOG_EVERY
         last_error: exception.ProtectorError | None = None
@@ -203,6 +221,7 @@ class Waiter:
             self.clock.sleep(min(self.policy.first_delay, max(deadline.remaining(), 0.0)))
         while True:
             polls += 1
+            counted[0] = polls
             try:
                 outcome = probe()
                 last_error = None

@@ -105,7 +105,7 @@ def _translate(method: str, topic: str) -> typing.Iterator[None]:
 
 
 class ProtectorAPI:
-    """Client for ``manila_protector`` RPC API 1.1 (a method of 1.0 is sent as 1.0).
+    """Client for ``manila_protector`` RPC API 1.2 (a method of 1.0 is sent as 1.0).
 
     :param transport: an oslo.messaging RPC transport (see :func:`get_transport`).
     :param topic: the workers' topic.
@@ -114,6 +114,8 @@ class ProtectorAPI:
     :param timeout: seconds a call may go without a heartbeat from the worker
         before it fails with ``MessagingTimeout`` (the worker is presumed dead).
     :param job_timeout: seconds a ``call`` waits for a job in total.
+    :param retry: connection retries when the broker is unreachable (None: forever,
+        oslo.messaging's default; 0: fail at once -- what an interactive caller wants).
 
     Every method raises :class:`~manila_protector.exception.ProtectorError`:
     the worker's own refusals as they were raised, ``WorkerUnavailable`` when no
@@ -123,13 +125,13 @@ class ProtectorAPI:
 
     def __init__(self, transport: typing.Any, *, topic: str = DEFAULT_TOPIC,
                  exchange: str = DEFAULT_EXCHANGE, timeout: float = DEFAULT_TIMEOUT,
-                 job_timeout: float = DEFAULT_JOB_TIMEOUT) -> None:
+                 job_timeout: float = DEFAULT_JOB_TIMEOUT, retry: int | None = None) -> None:
         target = oslo_messaging.Target(exchange=exchange, topic=topic,
                                        namespace=contract.NAMESPACE,
                                        version=contract.BASE_VERSION)
         self._client = oslo_messaging.get_rpc_client(
             transport, target, serializer=rpc_context.RequestContextSerializer(),
-            timeout=timeout)
+            timeout=timeout, retry=retry)
         self._topic = topic
         self._timeout = timeout
         self._job_timeout = job_timeout
@@ -139,42 +141,49 @@ class ProtectorAPI:
         with _translate(method, self._topic):
             return cctxt.call(ctxt, method, **kwargs)
 
-    def _job(self, ctxt: typing.Any, method: str, cast: bool,
+    def _job(self, ctxt: typing.Any, method: str, cast: bool, wait: bool = True,
              **kwargs: typing.Any) -> dict[str, typing.Any] | None:
         if cast:
             with _translate(method, self._topic):
                 self._client.cast(ctxt, method, **kwargs)
             return None
+        if not wait:
+            # The record as accepted: a refusal still arrives typed.
+            return self._call(self._client, ctxt, method, **kwargs)
         cctxt = self._client.prepare(timeout=self._job_timeout,
                                      call_monitor_timeout=self._timeout)
         return self._call(cctxt, ctxt, method, wait=True, **kwargs)
 
     def protect(self, ctxt: typing.Any, job_id: str, share_id: str,
-                parameters: dict[str, typing.Any], *, cast: bool = False
-                ) -> dict[str, typing.Any] | None:
-        """Snapshot a share; the job's result is the saved info."""
-        return self._job(ctxt, "protect", cast, job_id=job_id, share_id=share_id,
+                parameters: dict[str, typing.Any], *, cast: bool = False,
+                wait: bool = True) -> dict[str, typing.Any] | None:
+        """Snapshot a share; the job's result is the saved info.
+
+        Every job method: ``cast=True`` returns None at once; ``wait=False`` returns
+        the record as accepted (follow it with :meth:`get_job`); else the final record.
+        """
+        return self._job(ctxt, "protect", cast, wait, job_id=job_id, share_id=share_id,
                          parameters=parameters)
 
     def restore(self, ctxt: typing.Any, job_id: str, share_id: str,
                 saved_info: dict[str, typing.Any], parameters: dict[str, typing.Any],
-                *, cast: bool = False) -> dict[str, typing.Any] | None:
+                *, cast: bool = False, wait: bool = True) -> dict[str, typing.Any] | None:
         """Restore a snapshot into a new share (or revert the share: ``share_id`` parameter)."""
-        return self._job(ctxt, "restore", cast, job_id=job_id, share_id=share_id,
+        return self._job(ctxt, "restore", cast, wait, job_id=job_id, share_id=share_id,
                          saved_info=saved_info, parameters=parameters)
 
     def delete(self, ctxt: typing.Any, job_id: str, share_id: str,
-               saved_info: dict[str, typing.Any], *, cast: bool = False
-               ) -> dict[str, typing.Any] | None:
+               saved_info: dict[str, typing.Any], *, cast: bool = False,
+               wait: bool = True) -> dict[str, typing.Any] | None:
         """Delete a protect's snapshot (already gone is success)."""
-        return self._job(ctxt, "delete", cast, job_id=job_id, share_id=share_id,
+        return self._job(ctxt, "delete", cast, wait, job_id=job_id, share_id=share_id,
                          saved_info=saved_info)
 
     def verify(self, ctxt: typing.Any, job_id: str, share_id: str,
-               saved_info: dict[str, typing.Any], *, cast: bool = False
-               ) -> dict[str, typing.Any] | None:
+               saved_info: dict[str, typing.Any], *, cast: bool = False,
+               wait: bool = True) -> dict[str, typing.Any] | None:
         """Check that a protect's snapshot still exists and is available."""
-        return self._job(ctxt, "verify", cast, job_id=job_id, share_id=share_id,
+        return self._job(ctxt, "verify", cast, wait, job_id=job_id, share_id=share_id,
                          saved_info=saved_info)
 
     def get_job(self, ctxt: typing.Any, job_id: str, *, server: str | None = None
@@ -199,6 +208,22 @@ class ProtectorAPI:
         cctxt = self._client.prepare(version=contract.METHOD_VERSIONS["list_jobs"])
         return self._call(cctxt, ctxt, "list_jobs", filters=filters, limit=limit,
                           marker=marker)
+
+    def ping(self, ctxt: typing.Any, *, server: str | None = None,
+             timeout: float | None = None) -> dict[str, typing.Any]:
+        """(API 1.2) One worker's status: ``host``, ``version``, ``running`` and
+        ``queued`` jobs, ``uptime`` (seconds), ``members`` (the hosts on the topic its
+        lock backend knows, or None).
+
+        :param server: ask that worker (default: any worker of the topic).
+        :param timeout: seconds to wait for the answer (default: the client's).
+        """
+        options: dict[str, typing.Any] = {"version": contract.METHOD_VERSIONS["ping"]}
+        if server:
+            options["server"] = server
+        if timeout is not None:
+            options["timeout"] = timeout
+        return self._call(self._client.prepare(**options), ctxt, "ping")
 
     def list_resources(self, ctxt: typing.Any) -> list[dict[str, typing.Any]]:
         """The caller's protectable shares."""

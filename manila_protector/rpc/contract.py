@@ -9,11 +9,11 @@ from __future__ import annotations
 #: The RPC namespace of the protector's endpoint.
 NAMESPACE = "manila_protector"
 #: The RPC API version the endpoint serves (see ``doc/rpc.rst``): 1.1 adds
-#: ``list_jobs``; 1.0 callers are served as before.
-VERSION = "1.1"
+#: ``list_jobs``, 1.2 adds ``ping``; 1.0 and 1.1 callers are served as before.
+VERSION = "1.2"
 #: The version a method needs, where it is newer than 1.0 (the client sends the
 #: oldest that works, so older workers still serve everything else).
-METHOD_VERSIONS = {"list_jobs": "1.1"}
+METHOD_VERSIONS = {"list_jobs": "1.1", "ping": "1.2"}
 BASE_VERSION = "1.0"
 #: The topic the workers listen on by default (``[worker] topic``).
 DEFAULT_TOPIC = "manila_protector"

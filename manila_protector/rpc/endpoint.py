@@ -1,4 +1,4 @@
-"""The RPC endpoint (version 1.1): hands each request to the runner and returns its record.
+"""The RPC endpoint (version 1.2): hands each request to the runner and returns its record.
 
 No logic lives here.  Every method may be used with ``call`` (the reply is the
 job record; with ``wait=True`` -- what :class:`~manila_protector.rpc.api.ProtectorAPI`
@@ -13,6 +13,7 @@ import logging
 import typing
 
 import oslo_messaging
+from oslo_messaging.rpc import dispatcher as rpc_dispatcher
 
 from manila_protector import exception
 from manila_protector import jobs
@@ -47,11 +48,24 @@ def _expected(method: typing.Callable[..., _T]) -> typing.Callable[..., _T]:
 
     return typed
 
-#: The RPC server's access policy: only the methods marked ``@oslo_messaging.expose``
-#: are callable.  (oslo.messaging's default policy lets any public attribute be
-#: called: a request for the method ``target`` reached the endpoint's ``Target``
-#: and failed with a TypeError instead of being refused as ``NoSuchMethod``.)
-ACCESS_POLICY = oslo_messaging.ExplicitRPCAccessPolicy
+class AccessPolicy(oslo_messaging.ExplicitRPCAccessPolicy):
+    """The RPC server's access policy: only the methods marked ``@oslo_messaging.expose``
+    are callable, and oslo.messaging's own ping where ``rpc_ping_enabled`` adds it.
+
+    (oslo.messaging's default policy lets any public attribute be called: a request
+    for the method ``target`` reached the endpoint's ``Target`` and failed with a
+    TypeError instead of being refused as ``NoSuchMethod``.  The explicit policy
+    alone hid the ``oslo_rpc_server_ping`` endpoint that ``rpc_ping_enabled = true``
+    adds, which then answered ``NoSuchMethod`` and logged a traceback per ping.)
+    """
+
+    def is_allowed(self, endpoint: typing.Any, method: str) -> bool:
+        if isinstance(endpoint, rpc_dispatcher.PingEndpoint):
+            return method == "oslo_rpc_server_ping"
+        return super().is_allowed(endpoint, method)
+
+
+ACCESS_POLICY = AccessPolicy
 
 
 class Runner(typing.Protocol):
@@ -73,6 +87,8 @@ class Runner(typing.Protocol):
     def list_dependent_resources(self, ctxt: typing.Any, parent_type: typing.Any,
                                  parent_id: typing.Any) -> list[dict[str, typing.Any]]: ...
 
+    def status(self, ctxt: typing.Any) -> dict[str, typing.Any]: ...
+
 
 def _check_wait(wait: typing.Any) -> bool:
     if not isinstance(wait, bool):
@@ -82,7 +98,7 @@ def _check_wait(wait: typing.Any) -> bool:
 
 
 class ProtectorEndpoint:
-    """``manila_protector`` RPC API 1.1 (1.0 plus ``list_jobs``)."""
+    """``manila_protector`` RPC API 1.2 (1.0 plus ``list_jobs`` in 1.1, ``ping`` in 1.2)."""
 
     target = oslo_messaging.Target(namespace=contract.NAMESPACE, version=contract.VERSION)
 
@@ -149,6 +165,14 @@ class ProtectorEndpoint:
         jobs.refuse_unexpected(unexpected)
         return [record.to_dict()
                 for record in self._runner.list_jobs(ctxt, filters, limit, marker)]
+
+    @oslo_messaging.expose
+    @_expected
+    def ping(self, ctxt: typing.Any, /, **unexpected: typing.Any) -> dict[str, typing.Any]:
+        """(1.2) This worker's host, version, running and queued jobs, uptime, and the
+        workers its lock backend knows on the topic."""
+        jobs.refuse_unexpected(unexpected)
+        return self._runner.status(ctxt)
 
     @oslo_messaging.expose
     @_expected

@@ -10,6 +10,7 @@ clean up bounds the job (``token_expired``) unless service tokens ride along.
 from __future__ import annotations
 
 import datetime
+import time
 import typing
 
 from manila_protector import exception
@@ -78,11 +79,14 @@ class Executor:
 
     :param runtime: the plugin runtime (Manila clients, the core).
     :param locks: the per-share locks.
+    :param lock_waited: told the seconds each job waited for its share's lock.
     """
 
-    def __init__(self, runtime: plugin_runtime.PluginRuntime, locks: ShareLocks) -> None:
+    def __init__(self, runtime: plugin_runtime.PluginRuntime, locks: ShareLocks,
+                 lock_waited: typing.Callable[[float], None] | None = None) -> None:
         self._runtime = runtime
         self._locks = locks
+        self._lock_waited = lock_waited or (lambda seconds: None)
 
     def run(self, request: jobs.JobRequest, caller: identity.Caller, contents: Contents,
             progress: progress_mod.Observer = progress_mod.SILENT) -> dict[str, typing.Any]:
@@ -96,7 +100,9 @@ class Executor:
         manila = factory.for_caller(caller)
         progress.phase(progress_mod.WAITING_FOR_LOCK, detail=f"share {request.share_id}",
                        remaining=self._locks.lock_wait)
+        began = time.monotonic()
         with self._locks.hold(request.share_id) as held:
+            self._lock_waited(time.monotonic() - began)
             protector = self._runtime.protector(manila, guard=held.ensure,
                                                 token_expires_in=left, progress=progress)
             if request.operation == jobs.PROTECT:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 import typing
 
 from oslo_context import context as oslo_context
@@ -34,6 +35,7 @@ from manila_protector import exception
 from manila_protector import identity
 from manila_protector import jobs
 from manila_protector import progress
+from manila_protector import version
 from manila_protector.plugins import resources
 from manila_protector.plugins import runtime as plugin_runtime
 from manila_protector.worker import execution
@@ -88,6 +90,35 @@ def job_log_context(job_id: str, context: typing.Mapping[str, typing.Any]
             vars(oslo_context._request_store).pop("context", None)  # noqa: SLF001
 
 
+class JobObserver(typing.Protocol):
+    """What the runner reports for metrics (``worker.metrics.Metrics``)."""
+
+    def job_started(self, job_id: str, operation: str) -> None: ...
+
+    def job_finished(self, job_id: str, operation: str, outcome: str,
+                     seconds: float) -> None: ...
+
+    def lock_waited(self, seconds: float) -> None: ...
+
+    def notification_failed(self, event: str) -> None: ...
+
+
+class NoObserver:
+    """A :class:`JobObserver` that records nothing (metrics disabled)."""
+
+    def job_started(self, job_id: str, operation: str) -> None:
+        pass
+
+    def job_finished(self, job_id: str, operation: str, outcome: str, seconds: float) -> None:
+        pass
+
+    def lock_waited(self, seconds: float) -> None:
+        pass
+
+    def notification_failed(self, event: str) -> None:
+        pass
+
+
 class _Done(threading.Event):
     """Set when a job finishes; carries its final record to the callers waiting."""
 
@@ -111,6 +142,8 @@ class JobRunner:
         context; the only place identity is decided.
     :param progress_interval: least seconds between two ``.progress`` notifications
         of one job (see :mod:`manila_protector.worker.progress`).
+    :param observer: told of jobs, lock waits and failed notifications (metrics).
+    :param members: the hosts of the workers on this topic (for ``ping``).
     """
 
     def __init__(
@@ -127,11 +160,16 @@ class JobRunner:
         max_queued_jobs: int = 10000,
         max_waiting_calls: int = 32,
         progress_interval: float = 5.0,
+        observer: JobObserver | None = None,
+        members: typing.Callable[[], list[str]] | None = None,
     ) -> None:
         self._progress_interval = progress_interval
         self._store = store
         self._notifier = notifier
-        self._executor = execution.Executor(runtime, locks)
+        self._observer = observer or NoObserver()
+        self._members = members
+        self._started_at = time.monotonic()
+        self._executor = execution.Executor(runtime, locks, self._observer.lock_waited)
         self._runtime = runtime
         self.host = host
         self._max_request_bytes = max_request_bytes
@@ -194,6 +232,25 @@ class JobRunner:
     def load(self) -> dict[str, int]:
         """Jobs running and queued here (for logs, ping and metrics)."""
         return {"running": self._pool.running, "queued": self._pool.queued}
+
+    def status(self, ctxt: typing.Any) -> dict[str, typing.Any]:
+        """This worker as ``ping`` shows it: host, version, running and queued jobs,
+        seconds since it started, and the hosts of the workers on its topic.
+
+        :raises exception.NotAuthorized: the request carries no token.
+        """
+        self._caller(ctxt)
+        load = self.load
+        members: list[str] | None = None
+        if self._members is not None:
+            try:
+                members = sorted(self._members())
+            except exception.ProtectorError as exc:
+                LOG.info("ping: the workers of the topic are unknown: %s", exc)
+        return {"host": self.host, "version": version.version_string(),
+                "running": load["running"], "queued": load["queued"],
+                "uptime": round(time.monotonic() - self._started_at, 3),
+                "members": members}
 
     # -- jobs ---------------------------------------------------------------------------
 
@@ -385,6 +442,8 @@ class JobRunner:
             job_id=job_id, owner=self.host, store=self._store,
             announce=self._announce_progress, clock=self._runtime.clock,
             interval=self._progress_interval)
+        began = time.monotonic()
+        self._observer.job_started(job_id, request.operation)
         try:
             result = self._executor.run(request, caller, execution.parse_contents(request),
                                         observer)
@@ -400,6 +459,9 @@ class JobRunner:
             LOG.info("job %s (share %s): %s succeeded", job_id, request.share_id,
                      request.operation)
             outcome = {"result": result}
+        self._observer.job_finished(job_id, request.operation,
+                                    jobs.FAILED if "error" in outcome else jobs.SUCCEEDED,
+                                    time.monotonic() - began)
         try:
             record = self._store.finish(job_id, self.host, **outcome)
         except exception.NotOwner:
@@ -449,6 +511,7 @@ class JobRunner:
         try:
             self._notifier.start(record)
         except exception.NotificationFailed as exc:
+            self._observer.notification_failed("start")
             LOG.warning("job %s: .start not sent (%s); sent again when the job begins",
                         record.job_id, exc)
             return
@@ -466,6 +529,8 @@ class JobRunner:
         try:
             self._notifier.finished(record)
         except exception.NotificationFailed as exc:
+            self._observer.notification_failed(
+                "end" if record.status == jobs.SUCCEEDED else "error")
             LOG.warning("job %s: terminal notification not sent (%s)%s", record.job_id, exc,
                         "; sent again later" if record_sent else "")
             return False

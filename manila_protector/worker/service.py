@@ -34,8 +34,10 @@ import oslo_messaging
 from manila_protector import exception
 from manila_protector import identity
 from manila_protector import opts
+from manila_protector.plugins import observe
 from manila_protector.plugins import runtime as plugin_runtime
 from manila_protector.rpc import api as rpc_api
+from manila_protector.rpc import broker as rpc_broker
 from manila_protector.rpc import context as rpc_context
 from manila_protector.rpc import endpoint as rpc_endpoint
 from manila_protector.rpc import notifier as rpc_notifier
@@ -43,6 +45,7 @@ from manila_protector.worker import backend_url as backend_url_mod
 from manila_protector.worker import housekeeping
 from manila_protector.worker import keystone
 from manila_protector.worker import locks as locks_mod
+from manila_protector.worker import metrics as metrics_mod
 from manila_protector.worker import runner as runner_mod
 from manila_protector.worker import systemd
 from manila_protector.worker.store import api as store_api
@@ -112,7 +115,15 @@ class WorkerService:
         self.transport = transport or rpc_api.get_transport(conf)
         self.notification_transport = (notification_transport
                                        or oslo_messaging.get_notification_transport(conf))
-        self.runtime = runtime or plugin_runtime.PluginRuntime.from_conf(conf)
+        self.metrics: metrics_mod.Metrics | None = None
+        self._metrics_problem: str | None = None
+        if conf.metrics.enabled:
+            try:
+                self.metrics = metrics_mod.Metrics()
+            except exception.InvalidRequest as exc:
+                self._metrics_problem = str(exc)  # refused by start(), in one line
+        self.runtime = runtime or plugin_runtime.PluginRuntime.from_conf(
+            conf, observer=self.metrics or observe.NOTHING)
         self.host = conf.host
         self.group = f"manila_protector.{conf.worker.topic}"
         self.store: store_api.JobStore | None = None
@@ -120,6 +131,7 @@ class WorkerService:
         self.runner: runner_mod.JobRunner | None = None
         self.housekeeper: housekeeping.Housekeeper | None = None
         self._server: typing.Any = None
+        self.listener: metrics_mod.Listener | None = None
         self._state_lock: typing.IO[str] | None = None
 
     # -- start ----------------------------------------------------------------------------
@@ -132,6 +144,8 @@ class WorkerService:
         """
         stop = stop or threading.Event()
         conf = self.conf
+        if self._metrics_problem:
+            raise ConfigurationError(self._metrics_problem)
         os.makedirs(conf.state_path, mode=0o700, exist_ok=True)
         self._claim_state_path()
         # python-manilaclient writes shell-completion caches; keep them out of $HOME.
@@ -160,7 +174,8 @@ class WorkerService:
             max_queued_jobs=conf.worker.max_queued_jobs,
             max_waiting_calls=conf.worker.max_waiting_calls,
             max_request_bytes=conf.worker.max_request_bytes, identify=self._identify(),
-            progress_interval=conf.worker.progress_interval)
+            progress_interval=conf.worker.progress_interval,
+            observer=self.metrics, members=self._members)
         resumed = self.runner.start()
         target = oslo_messaging.Target(topic=conf.worker.topic, server=self.host)
         self._server = oslo_messaging.get_rpc_server(
@@ -174,6 +189,8 @@ class WorkerService:
             interval=conf.worker.housekeeping_interval,
             takeover_after=conf.worker.takeover_after, retention=conf.worker.job_retention)
         self.housekeeper.start()
+        if self.metrics is not None:
+            self._start_listener(self.metrics)
         if not self.runtime.factory.has_service_credentials:
             LOG.info("no [manila] service credentials: what failed jobs could not delete is "
                      "not swept (it stays named in their errors, details.cleaned_up = false)")
@@ -184,6 +201,32 @@ class WorkerService:
         LOG.info("worker %s serving topic %s (%d job(s) resumed; store %s: %s)", self.host,
                  conf.worker.topic, resumed, self.store.database.safe_url,
                  self.store.counts())
+
+    def _start_listener(self, metrics: metrics_mod.Metrics) -> None:
+        """Serve ``/metrics`` and ``/healthz`` (``[metrics]``)."""
+        assert self.runner is not None and self.locks is not None and self.store is not None
+        runner, locks, store, conf = self.runner, self.locks, self.store, self.conf
+        metrics.set_load(lambda: runner.load)
+        checks = {
+            "broker": lambda: rpc_broker.check_reachable(conf),
+            "lock_backend": lambda: locks.members(self.group),
+            "job_store": store.check_schema,
+        }
+        try:
+            self.listener = metrics_mod.Listener(metrics, checks, conf.metrics.host,
+                                                 conf.metrics.port)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"[metrics] cannot listen on {conf.metrics.host}:{conf.metrics.port}: "
+                f"{exc.strerror or exc}") from None
+        self.listener.start()
+        LOG.info("metrics on http://%s:%d/metrics, health on /healthz", conf.metrics.host,
+                 self.listener.port)
+
+    def _members(self) -> list[str]:
+        """The hosts of the live workers on this topic (the lock backend's group)."""
+        assert self.locks is not None
+        return list(self.locks.members(self.group))
 
     def _lock_backend(self, connection: str) -> str:
         """The lock backend URL; refuses a shared store with host-local locks."""
@@ -281,6 +324,9 @@ class WorkerService:
         """Stop taking requests, let running jobs finish (bounded), close everything."""
         if self.housekeeper is not None:
             self.housekeeper.stop()
+        if self.listener is not None:
+            self.listener.stop()
+            self.listener = None
         if self._server is not None:
             self._server.stop()
         still_running = 0

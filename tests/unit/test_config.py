@@ -46,7 +46,7 @@ def test_registering_twice_is_harmless():
 def test_list_opts_covers_every_group():
     groups = {group for group, _ in opts.list_opts()}
     assert groups == {"DEFAULT", "worker", "coordination", "manila", "service_user",
-                      "keystone_authtoken"}
+                      "keystone_authtoken", "metrics"}
     manila = dict(opts.list_opts())["manila"]
     names = {o.dest for o in manila}
     assert {"endpoint_override", "auth_type", "cafile", "timeout", "protect_timeout",

@@ -36,6 +36,13 @@ RULES: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("manila_protector.rpc.context", "manila_protector.rpc.endpoint", frozenset()),
     ("manila_protector.rpc.contract", "manila_protector.rpc.endpoint", frozenset()),
     ("manila_protector", "manila_standin", frozenset({"manila_protector.demo"})),
+    # The CLI is a client: the RPC API and nothing of the worker's side.
+    ("manila_protector.cli", "manila_protector.worker", frozenset()),
+    ("manila_protector.cli", "manila_protector.rpc.endpoint", frozenset()),
+    ("manila_protector.cli", "manila_protector.rpc.notifier", frozenset()),
+    ("manila_protector.cli", "manila_protector.plugins", frozenset()),
+    ("manila_protector.plugins", "manila_protector.cli", frozenset()),
+    ("manila_protector.worker", "manila_protector.cli", frozenset()),
 )
 
 
@@ -118,7 +125,11 @@ def test_the_wiring_module_may_import_both_sides():
                                              "manila_protector.rpc.endpoint", "manila_standin",
                                              "tooz")),
     ("manila_protector.plugins.protectable", ("manila_protector.worker", "manila_standin",
-                                              "tooz")),
+                                              "tooz", "prometheus_client")),
+    # The plugins run inside Karbor, where prometheus_client need not be installed.
+    ("manila_protector.plugins.runtime", ("manila_protector.worker", "prometheus_client")),
+    ("manila_protector.cli.shell", ("manila_protector.worker", "manila_protector.rpc.endpoint",
+                                    "manila_standin", "tooz", "oslo_db")),
 ])
 def test_what_karbor_imports_loads_nothing_of_the_server_side(entry, absent):
     code = (f"import sys, {entry}\n"
