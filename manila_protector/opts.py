@@ -29,7 +29,6 @@ import socket
 
 from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
-import oslo_messaging
 
 from manila_protector.plugins import client_factory
 from manila_protector.plugins import runtime
@@ -427,9 +426,25 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     register_keystone_opts(conf)
 
 
+#: The worker's own defaults of oslo.messaging options (a configured value wins), beside
+#: those every party of the RPC contract shares (:data:`contract.MESSAGING_DEFAULTS`):
+#: ``messagingv2`` notifications, and a prefetch bound on its queues.
+WORKER_MESSAGING_DEFAULTS: dict[tuple[str, str], object] = {
+    **contract.MESSAGING_DEFAULTS,
+    ("oslo_messaging_notifications", "driver"): ["messagingv2"],
+    ("oslo_messaging_rabbit", "rabbit_qos_prefetch_count"): 100,
+}
+
+
+def set_worker_messaging_defaults(conf: cfg.ConfigOpts) -> None:
+    """Give ``conf``'s (registered) oslo.messaging options the worker's defaults."""
+    for (group, name), value in WORKER_MESSAGING_DEFAULTS.items():
+        conf.set_default(name, value, group=None if group == "DEFAULT" else group)
+
+
 def set_lib_defaults() -> None:
     """The worker's defaults of oslo.messaging and oslo.db options, process-wide, for the
-    sample file.
+    sample file: :data:`WORKER_MESSAGING_DEFAULTS` and the job store's ``connection``.
 
     Called by oslo-config-generator (entry point ``oslo.config.opts.defaults``)
     before it lists the ``oslo.messaging`` and ``oslo.db`` namespaces; nothing else
@@ -438,14 +453,15 @@ def set_lib_defaults() -> None:
     from oslo_db import options as db_options  # the worker extra's (see the module doc)
 
     cfg.set_defaults(db_options.database_opts, connection=DEFAULT_DATABASE_CONNECTION)
-    oslo_messaging.set_transport_defaults(
-        control_exchange=contract.MESSAGING_DEFAULTS[("DEFAULT", "control_exchange")])
-    try:  # NOTE: oslo.messaging offers no public setter for its rabbit options
-        from oslo_messaging._drivers import amqp
-    except ImportError:  # pragma: no cover - another oslo.messaging layout
+    try:  # NOTE: oslo.messaging offers no public setter for most of its options
+        from oslo_messaging import opts as messaging_opts
+        library = messaging_opts._opts
+    except (ImportError, AttributeError):  # pragma: no cover - another oslo.messaging layout
         return
-    cfg.set_defaults(amqp.amqp_opts, amqp_durable_queues=contract.MESSAGING_DEFAULTS[
-        ("oslo_messaging_rabbit", "amqp_durable_queues")])
+    for group, options in library:
+        group = group or "DEFAULT"
+        cfg.set_defaults(options, **{name: value for (where, name), value
+                                     in WORKER_MESSAGING_DEFAULTS.items() if where == group})
 
 
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:

@@ -23,6 +23,7 @@ from oslo_config import cfg
 
 from manila_protector import exception
 from manila_protector import opts
+from manila_protector import version
 from manila_protector.worker.store import engine as engine_mod
 from manila_protector.worker.store import schema
 
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     conf = cfg.ConfigOpts()
     prepare_conf(conf)
     conf(sys.argv[1:] if argv is None else argv, project="manila-protector",
-         prog="manila-protector-manage")
+         prog="manila-protector-manage", version=version.version_string())
     try:
         print(run(conf))
     except exception.ProtectorError as exc:
