@@ -22,6 +22,8 @@ from manila_protector.worker import service as service_mod
 #: Seconds a test waits for the worker to say READY=1, or to exit.
 WAIT = 60.0
 
+pytestmark = pytest.mark.functional
+
 
 @contextlib.contextmanager
 def notify_socket():
