@@ -25,6 +25,7 @@ Option names are part of the product: deployment tools and the docs rely on them
 from __future__ import annotations
 
 import copy
+import re
 import socket
 
 from keystoneauth1 import loading as ks_loading
@@ -462,6 +463,34 @@ def set_lib_defaults() -> None:
         group = group or "DEFAULT"
         cfg.set_defaults(options, **{name: value for (where, name), value
                                      in WORKER_MESSAGING_DEFAULTS.items() if where == group})
+
+
+def one_line(exc: BaseException) -> str:
+    """An oslo.config error's message on one line, without its ``Value for option X
+    from LocationInfo(...) is not valid:`` preamble."""
+    text = " ".join(str(exc).split())
+    return re.sub(r"^Value for option \S+ (from LocationInfo\(.*?\) )?is not valid: ", "", text)
+
+
+def first_invalid_value(conf: cfg.ConfigOpts) -> str | None:
+    """Read every option registered on a parsed ``conf`` once; the first one whose value
+    is not valid, as one line naming it (``[worker] max_concurrent_jobs: ...``).
+
+    oslo.config converts a config file's values when they are first read: without
+    this a typo surfaces as a traceback from wherever the option is first used.
+    """
+    for name in sorted(conf):
+        try:
+            value = conf[name]
+        except (cfg.Error, ValueError) as exc:
+            return f"[DEFAULT] {name}: {one_line(exc)}"
+        if isinstance(value, cfg.ConfigOpts.GroupAttr):
+            for option in sorted(value):
+                try:
+                    value[option]
+                except (cfg.Error, ValueError) as exc:
+                    return f"[{name}] {option}: {one_line(exc)}"
+    return None
 
 
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:

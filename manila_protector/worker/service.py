@@ -20,7 +20,6 @@ import fcntl
 import gc
 import hashlib
 import os
-import re
 import signal
 import sys
 import threading
@@ -333,32 +332,11 @@ def _patiently(what: str, stop: threading.Event, action: typing.Callable[[], Non
             raise Stopped(f"stopped while waiting for {what}")
 
 
-def _one_line(exc: BaseException) -> str:
-    """oslo.config's message, on one line, without its LocationInfo(...) noise."""
-    text = " ".join(str(exc).split())
-    return re.sub(r"^Value for option \S+ (from LocationInfo\(.*?\) )?is not valid: ", "", text)
-
-
 def check_values(conf: cfg.ConfigOpts) -> None:
-    """Read every registered option once, so that a bad value fails here, by name.
-
-    oslo.config converts a config file's values when they are first read; without
-    this a typo would surface as a traceback from wherever the option is first used.
-
-    :raises ConfigurationError: the first option whose value is not valid (one line).
-    """
-    for name in sorted(conf):
-        value = _read(conf, None, name)
-        if isinstance(value, cfg.ConfigOpts.GroupAttr):
-            for option in sorted(value):
-                _read(value, name, option)
-
-
-def _read(section: typing.Any, group: str | None, name: str) -> typing.Any:
-    try:
-        return section[name]
-    except (cfg.Error, ValueError) as exc:
-        raise ConfigurationError(f"[{group or 'DEFAULT'}] {name}: {_one_line(exc)}") from None
+    """:func:`opts.first_invalid_value` as a :class:`ConfigurationError`."""
+    invalid = opts.first_invalid_value(conf)
+    if invalid:
+        raise ConfigurationError(invalid)
 
 
 def _build(conf: cfg.ConfigOpts) -> WorkerService:
@@ -366,19 +344,19 @@ def _build(conf: cfg.ConfigOpts) -> WorkerService:
     try:
         transport = rpc_api.get_transport(conf)
     except (oslo_messaging.InvalidTransportURL, oslo_messaging.DriverLoadFailure) as exc:
-        raise ConfigurationError(f"[DEFAULT] transport_url: {_one_line(exc)}") from None
+        raise ConfigurationError(f"[DEFAULT] transport_url: {opts.one_line(exc)}") from None
     try:
         notification_transport = oslo_messaging.get_notification_transport(conf)
     except (oslo_messaging.InvalidTransportURL, oslo_messaging.DriverLoadFailure) as exc:
         transport.cleanup()
         raise ConfigurationError(
-            f"[oslo_messaging_notifications] transport_url: {_one_line(exc)}") from None
+            f"[oslo_messaging_notifications] transport_url: {opts.one_line(exc)}") from None
     try:
         runtime = plugin_runtime.PluginRuntime.from_conf(conf)
     except exception.ProtectorError as exc:
         transport.cleanup()
         notification_transport.cleanup()
-        raise ConfigurationError(_one_line(exc)) from None
+        raise ConfigurationError(opts.one_line(exc)) from None
     return WorkerService(conf, transport=transport, notification_transport=notification_transport,
                          runtime=runtime, close_transports=True)
 
@@ -402,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             return EXIT_CONFIG
         except cfg.Error as exc:
-            raise ConfigurationError(_one_line(exc)) from None
+            raise ConfigurationError(opts.one_line(exc)) from None
         check_values(conf)
         logging.setup(conf, "manila-protector")
         conf.log_opt_values(LOG, logging.DEBUG)

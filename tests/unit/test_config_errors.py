@@ -17,6 +17,9 @@ import pytest
 
 from manila_protector.worker import service
 
+#: Seconds a worker may take to say READY=1 (or to exit) on a loaded machine.
+READY_TIMEOUT = 300
+
 
 def run_worker(tmp_path, extra: str, *args: str) -> subprocess.CompletedProcess:
     path = tmp_path / "worker.conf"
@@ -86,18 +89,36 @@ def test_a_refused_start_leaves_the_host_free_to_start_again(tmp_path):
     conf = tmp_path / "worker.conf"
     conf.write_text(conf.read_text().replace("auth_type = nosuchplugin", ""))
     notify = tempfile.mkdtemp(prefix="mp-notify-")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+    log = tmp_path / "worker.log"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, open(log, "wb") as out:
         sock.bind(os.path.join(notify, "notify"))
-        sock.settimeout(120)
+        sock.settimeout(READY_TIMEOUT)
         worker = subprocess.Popen(
             [sys.executable, "-m", "manila_protector.worker.service", "--config-file",
-             str(conf)], stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, text=True,
+             str(conf)], stdout=out, stderr=subprocess.STDOUT,
             env=dict(os.environ, NOTIFY_SOCKET=os.path.join(notify, "notify")))
         try:
-            assert sock.recv(64) == b"READY=1"
+            told = sock.recv(64)
+        except TimeoutError:
+            told = b"(nothing)"
         finally:
             worker.send_signal(signal.SIGTERM)
-            _, stderr = worker.communicate(timeout=120)
+            worker.wait(READY_TIMEOUT)
     shutil.rmtree(notify)
-    assert worker.returncode == 0, stderr
+    tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+    assert told == b"READY=1", tail
+    assert worker.returncode == 0, tail
+
+
+def test_manage_names_a_bad_option_in_one_line_too(tmp_path):
+    path = tmp_path / "manage.conf"
+    path.write_text(f"[database]\nconnection = sqlite:///{tmp_path}/jobs.sqlite\n"
+                    "max_pool_size = many\n")
+    proc = subprocess.run([sys.executable, "-m", "manila_protector.worker.manage",
+                           "--config-file", str(path), "db", "version"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 78
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.rstrip().splitlines()[-1] == (
+        "manila-protector-manage: [database] max_pool_size: "
+        "invalid literal for int() with base 10: 'many'")
