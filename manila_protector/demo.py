@@ -19,6 +19,8 @@ import typing
 import uuid
 import warnings
 
+from manila_protector import version
+
 try:
     import manila_standin
 except ModuleNotFoundError:  # the product installed without its demo extra
@@ -30,12 +32,29 @@ RULES = [
 ]
 
 
-class _Printer:
-    """Notification endpoint: prints each notification as it arrives."""
+class _Console:
+    """The demo's one writer: whole lines, one at a time.
+
+    The notification listener's thread and the main thread (the replies) both
+    print; a ``print`` writes its text and its newline in two writes, so without
+    one lock their lines ran into each other.
+    """
 
     def __init__(self, out: typing.TextIO) -> None:
         self._out = out
         self._lock = threading.Lock()
+
+    def line(self, text: str = "") -> None:
+        with self._lock:
+            self._out.write(text + "\n")
+            self._out.flush()
+
+
+class _Printer:
+    """Notification endpoint: prints each notification as it arrives."""
+
+    def __init__(self, console: _Console) -> None:
+        self._console = console
         self.terminal = threading.Semaphore(0)
 
     def _show(self, priority: str, event_type: str, payload: dict) -> None:
@@ -44,8 +63,7 @@ class _Printer:
                 f"status={payload.get('status')}")
         if error:
             line += f" error={error.get('code')}: {error.get('message')}"
-        with self._lock:
-            print(line, file=self._out, flush=True)
+        self._console.line(line)
         if event_type.endswith((".end", ".error")):
             self.terminal.release()
 
@@ -60,6 +78,7 @@ class _Printer:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="manila-protector-demo", description=__doc__)
+    parser.add_argument("--version", action="version", version=version.version_string())
     parser.add_argument("--delay", type=float, default=1.0,
                         help="seconds the stand-in takes for each Manila transition (default 1)")
     parser.add_argument("--transport-url", default="kombu+memory:////",
@@ -91,11 +110,12 @@ def main(argv: list[str] | None = None, out: typing.TextIO = sys.stdout) -> int:
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         with tempfile.TemporaryDirectory(prefix="manila-protector-demo-") as tmp, \
                 manila_standin.ManilaStandIn(config) as standin:
-            return _run(args, standin, args.state_path or os.path.join(tmp, "state"), out)
+            return _run(args, standin, args.state_path or os.path.join(tmp, "state"),
+                        _Console(out))
 
 
 def _run(args: argparse.Namespace, standin: manila_standin.ManilaStandIn, state_path: str,
-         out: typing.TextIO) -> int:
+         console: _Console) -> int:
     # Imported here, under main()'s warning filters: oslo.messaging pulls eventlet in.
     from oslo_config import cfg
     from oslo_context import context as oslo_context
@@ -118,13 +138,13 @@ def _run(args: argparse.Namespace, standin: manila_standin.ManilaStandIn, state_
     project = uuid.uuid4().hex
     share = standin.create_share(project, size=10, name="finance-data", share_proto="NFS",
                                  metadata={"department": "finance"}, access_rules=RULES)
-    print(f"Manila stand-in at {standin.endpoint}; project {project}", file=out)
-    print(f"Share {share['id']} ({share['size']} GiB NFS) with access rules "
-          f"{[r['access_to'] for r in RULES]}", file=out)
+    console.line(f"Manila stand-in at {standin.endpoint}; project {project}")
+    console.line(f"Share {share['id']} ({share['size']} GiB NFS) with access rules "
+                 f"{[r['access_to'] for r in RULES]}")
 
     transport = rpc_api.get_transport(conf)
     notification_transport = oslo_messaging.get_notification_transport(conf)
-    printer = _Printer(out)
+    printer = _Printer(console)
     listener = oslo_messaging.get_notification_listener(
         notification_transport, [oslo_messaging.Target(topic="manila_protector_demo")],
         [printer],
@@ -139,25 +159,25 @@ def _run(args: argparse.Namespace, standin: manila_standin.ManilaStandIn, state_
                                        project_id=project, roles=["member", "reader"])
     ok = True
     try:
-        print("\n1. protect (snapshot the share)", file=out)
+        console.line("\n1. protect (snapshot the share)")
         protected = client.protect(ctxt, str(uuid.uuid4()), share["id"], {
             "snapshot_name": "nightly", "description": "demo backup", "force": False})
-        ok &= _report(protected, out)
+        ok &= _report(protected, console)
         saved = protected["result"]
 
-        print("\n2. restore (a new share from the snapshot, with the access rules)", file=out)
+        console.line("\n2. restore (a new share from the snapshot, with the access rules)")
         restored = client.restore(ctxt, str(uuid.uuid4()), share["id"], saved,
                                   {"restore_name": "finance-data-restored"})
-        ok &= _report(restored, out)
+        ok &= _report(restored, console)
         if restored["status"] == "succeeded":
             new_id = restored["result"]["share_id"]
             rules = [(r["access_to"], r["state"]) for r in standin.access_rules(new_id)]
-            print(f"   restored share {new_id}: {standin.share(new_id)['status']}, "
-                  f"rules {rules}", file=out)
+            console.line(f"   restored share {new_id}: {standin.share(new_id)['status']}, "
+                         f"rules {rules}")
 
-        print("\n3. delete (the snapshot)", file=out)
+        console.line("\n3. delete (the snapshot)")
         deleted = client.delete(ctxt, str(uuid.uuid4()), share["id"], saved)
-        ok &= _report(deleted, out)
+        ok &= _report(deleted, console)
         for _ in range(3):  # let the last notifications print before we stop
             printer.terminal.acquire(timeout=5)
     finally:
@@ -167,16 +187,16 @@ def _run(args: argparse.Namespace, standin: manila_standin.ManilaStandIn, state_
         transport.cleanup()
         notification_transport.cleanup()
     snapshots = standin.snapshots(share_id=share["id"])
-    print(f"\nSnapshots of {share['id']} left in Manila: {len(snapshots)}", file=out)
-    print("Demo " + ("succeeded" if ok else "FAILED"), file=out)
+    console.line(f"\nSnapshots of {share['id']} left in Manila: {len(snapshots)}")
+    console.line("Demo " + ("succeeded" if ok else "FAILED"))
     return 0 if ok else 1
 
 
-def _report(record: dict, out: typing.TextIO) -> bool:
+def _report(record: dict, console: _Console) -> bool:
     summary = {k: record[k] for k in ("job_id", "operation", "status")}
     if record.get("error"):
         summary["error"] = record["error"]
-    print("   reply: " + json.dumps(summary), file=out)
+    console.line("   reply: " + json.dumps(summary))
     return record["status"] == "succeeded"
 
 

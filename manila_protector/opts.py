@@ -25,11 +25,11 @@ Option names are part of the product: deployment tools and the docs rely on them
 from __future__ import annotations
 
 import copy
+import re
 import socket
 
 from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
-import oslo_messaging
 
 from manila_protector.plugins import client_factory
 from manila_protector.plugins import runtime
@@ -480,9 +480,33 @@ def set_log_defaults(conf: cfg.ConfigOpts) -> None:
     conf.set_default("instance_uuid_format", JOB_LOG_FORMAT)
 
 
+#: The worker's own defaults of oslo.messaging options (a configured value wins), beside
+#: those every party of the RPC contract shares (:data:`contract.MESSAGING_DEFAULTS`):
+#: ``messagingv2`` notifications, a prefetch bound on its queues, and heartbeat checks
+#: often enough that an idle worker stops promptly.
+WORKER_MESSAGING_DEFAULTS: dict[tuple[str, str], object] = {
+    **contract.MESSAGING_DEFAULTS,
+    ("oslo_messaging_notifications", "driver"): ["messagingv2"],
+    ("oslo_messaging_rabbit", "rabbit_qos_prefetch_count"): 100,
+    # NOTE: the RPC server's listener looks at its stop flag only between two reads of
+    # the socket, each bounded by heartbeat_timeout_threshold / heartbeat_rate / 2 (60 /
+    # 3 / 2 = 10 s, cut to 5 s by the listener): SIGTERM on an idle worker waited up to
+    # 5 s for it. 30 checks per threshold bound each read to 1 s; a check sends nothing
+    # unless the connection was silent for the negotiated heartbeat interval.
+    ("oslo_messaging_rabbit", "heartbeat_rate"): 30,
+}
+
+
+def set_worker_messaging_defaults(conf: cfg.ConfigOpts) -> None:
+    """Give ``conf``'s (registered) oslo.messaging options the worker's defaults."""
+    for (group, name), value in WORKER_MESSAGING_DEFAULTS.items():
+        conf.set_default(name, value, group=None if group == "DEFAULT" else group)
+
+
 def set_lib_defaults() -> None:
     """The worker's defaults of oslo.messaging, oslo.db and oslo.log options,
-    process-wide, for the sample file.
+    process-wide, for the sample file: :data:`WORKER_MESSAGING_DEFAULTS`, the job
+    store's ``connection`` and :data:`JOB_LOG_FORMAT`.
 
     Called by oslo-config-generator (entry point ``oslo.config.opts.defaults``)
     before it lists the ``oslo.messaging``, ``oslo.db`` and ``oslo.log`` namespaces; nothing else
@@ -497,14 +521,43 @@ def set_lib_defaults() -> None:
         pass
     else:
         cfg.set_defaults(log_options.log_opts, instance_uuid_format=JOB_LOG_FORMAT)
-    oslo_messaging.set_transport_defaults(
-        control_exchange=contract.MESSAGING_DEFAULTS[("DEFAULT", "control_exchange")])
-    try:  # NOTE: oslo.messaging offers no public setter for its rabbit options
-        from oslo_messaging._drivers import amqp
-    except ImportError:  # pragma: no cover - another oslo.messaging layout
+    try:  # NOTE: oslo.messaging offers no public setter for most of its options
+        from oslo_messaging import opts as messaging_opts
+        library = messaging_opts._opts
+    except (ImportError, AttributeError):  # pragma: no cover - another oslo.messaging layout
         return
-    cfg.set_defaults(amqp.amqp_opts, amqp_durable_queues=contract.MESSAGING_DEFAULTS[
-        ("oslo_messaging_rabbit", "amqp_durable_queues")])
+    for group, options in library:
+        group = group or "DEFAULT"
+        cfg.set_defaults(options, **{name: value for (where, name), value
+                                     in WORKER_MESSAGING_DEFAULTS.items() if where == group})
+
+
+def one_line(exc: BaseException) -> str:
+    """An oslo.config error's message on one line, without its ``Value for option X
+    from LocationInfo(...) is not valid:`` preamble."""
+    text = " ".join(str(exc).split())
+    return re.sub(r"^Value for option \S+ (from LocationInfo\(.*?\) )?is not valid: ", "", text)
+
+
+def first_invalid_value(conf: cfg.ConfigOpts) -> str | None:
+    """Read every option registered on a parsed ``conf`` once; the first one whose value
+    is not valid, as one line naming it (``[worker] max_concurrent_jobs: ...``).
+
+    oslo.config converts a config file's values when they are first read: without
+    this a typo surfaces as a traceback from wherever the option is first used.
+    """
+    for name in sorted(conf):
+        try:
+            value = conf[name]
+        except (cfg.Error, ValueError) as exc:
+            return f"[DEFAULT] {name}: {one_line(exc)}"
+        if isinstance(value, cfg.ConfigOpts.GroupAttr):
+            for option in sorted(value):
+                try:
+                    value[option]
+                except (cfg.Error, ValueError) as exc:
+                    return f"[{name}] {option}: {one_line(exc)}"
+    return None
 
 
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:

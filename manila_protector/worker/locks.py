@@ -33,6 +33,7 @@ import re
 import threading
 import time
 import typing
+import urllib.parse
 
 import tooz
 from tooz import coordination
@@ -204,9 +205,17 @@ class ShareLocks:
         self._url = backend_url_mod.with_driver_defaults(backend_url, backend_timeout)
         self._member_id = member_id.encode("utf-8")
         scheme = backend_url_mod.scheme(backend_url)
+        query = urllib.parse.urlsplit(backend_url).query
+        # NOTE: tooz runs group calls on a futurist thread pool by default, whose
+        # shutdown waits out an idle thread's one-second poll: every stop of an idle
+        # worker paid that second. Our calls are already bounded in threads of their
+        # own (bounded.py), so they run inline; a URL that names an executor wins.
+        self._options: dict[str, str] = (
+            {} if "executor" in dict(urllib.parse.parse_qsl(query)) else
+            {"executor": "synchronous"})
         try:
             # tooz itself says whether it has the driver; building a coordinator connects nothing.
-            coordination.get_coordinator(self._url, self._member_id)
+            coordination.get_coordinator(self._url, self._member_id, **self._options)
         except (RuntimeError, ImportError, tooz.ToozError) as exc:  # stevedore: NoMatches
             raise ValueError(
                 f"lock backend {self._backend}: tooz has no driver {scheme!r} "
@@ -261,7 +270,8 @@ class ShareLocks:
             if self._coordinator is not None:
                 return
             with self._translate("cannot be set up"):
-                coord = coordination.get_coordinator(self._url, self._member_id)
+                coord = coordination.get_coordinator(self._url, self._member_id,
+                                                     **self._options)
 
             def late_start(_result: None) -> None:
                 LOG.warning("Lock backend %s started after its deadline; stopping it",
@@ -294,7 +304,14 @@ class ShareLocks:
             try:
                 coord.join_group_create(group.encode("utf-8"), capabilities)
             except coordination.MemberAlreadyExist:
-                coord.update_capabilities(group.encode("utf-8"), capabilities).get()
+                try:
+                    coord.update_capabilities(group.encode("utf-8"), capabilities).get()
+                except tooz.NotImplemented:
+                    # NOTE: the file driver cannot update a member: this host's own
+                    # membership left by a process that did not stop (killed, or refused
+                    # to start) is replaced, or the worker could never start again.
+                    coord.leave_group(group.encode("utf-8")).get()
+                    coord.join_group_create(group.encode("utf-8"), capabilities)
 
         with self._translate(f"could not join group {group}"):
             self._call(join, self.backend_timeout, what="join")

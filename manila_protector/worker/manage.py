@@ -11,7 +11,7 @@ starting the workers (a worker refuses a database that is not at this release's
 revision).  ``db version`` prints the database's revision and this release's.
 
 Exit status: 0 done, 1 failed (one line on stderr, never the database password),
-2 bad usage.
+2 bad usage, 78 a configuration that cannot be read (one line naming the option).
 """
 
 from __future__ import annotations
@@ -26,10 +26,13 @@ from oslo_config import cfg
 
 from manila_protector import exception
 from manila_protector import opts
+from manila_protector import version
 from manila_protector.worker.store import engine as engine_mod
 from manila_protector.worker.store import schema
 
 EXIT_FAILED = 1
+#: A configuration that cannot be read (EX_CONFIG, as the worker's).
+EXIT_CONFIG = 78
 
 
 def _add_commands(subparsers: typing.Any) -> None:
@@ -82,8 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     """``manila-protector-manage``."""
     conf = cfg.ConfigOpts()
     prepare_conf(conf)
-    conf(sys.argv[1:] if argv is None else argv, project="manila-protector",
-         prog="manila-protector-manage")
+    try:
+        conf(sys.argv[1:] if argv is None else argv, project="manila-protector",
+             prog="manila-protector-manage", version=version.version_string())
+        invalid = opts.first_invalid_value(conf)
+    except cfg.Error as exc:
+        invalid = opts.one_line(exc)
+    if invalid:
+        print(f"manila-protector-manage: {invalid}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         print(run(conf))
     except exception.ProtectorError as exc:

@@ -100,3 +100,54 @@ def test_option_defaults_are_the_value_types_defaults():
     conf([])
     settings = runtime.PluginSettings.from_conf(conf)
     assert settings == runtime.PluginSettings()
+
+
+def _sample_values() -> dict[tuple[str, str], str]:
+    """``{(section, option): default as written}`` of the committed sample."""
+    values, section = {}, None
+    for line in (ROOT / "etc/manila-protector.conf.sample").read_text().splitlines():
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+        elif line.startswith("#") and not line.startswith("# ") and (
+                " = " in line or line.endswith(" =")):
+            name, _, value = line[1:].partition(" =")
+            value = value.strip()
+            if len(value) > 1 and value[0] == value[-1] == '"':  # kept spaces are quoted
+                value = value[1:-1]
+            if name.isidentifier():
+                values[(section, name)] = value
+    return values
+
+
+def test_the_sample_shows_every_default_the_worker_sets_itself():
+    # Every option the worker reads, with the default the worker gives it (its own or the
+    # library's), is written in the sample as that default: the sample cannot show
+    # oslo.messaging's `amqp_durable_queues = false` while the worker declares durable queues.
+    conf = cfg.ConfigOpts()
+    service.prepare_conf(conf)
+    sample = _sample_values()
+    groups = [name for name in conf if isinstance(conf[name], cfg.ConfigOpts.GroupAttr)]
+    names = {"DEFAULT": [name for name in conf if name not in groups]}
+    names.update((group, list(conf[group])) for group in groups)
+    checked, wrong = 0, []
+    for group, options in names.items():
+        for name in options:
+            info = conf._get_opt_info(name, None if group == "DEFAULT" else group)
+            opt = info["opt"]
+            written = sample.get((group, opt.name))
+            if (written is None or opt.sample_default is not None
+                    or isinstance(opt, cfg.MultiStrOpt)):
+                continue  # not in the sample's namespaces, or a placeholder (<current hostname>)
+
+            def value(raw, opt=opt):
+                return None if raw in (None, "<None>") else (
+                    opt.type(raw) if isinstance(raw, str) else raw)
+
+            checked += 1
+            if value(written) != value(info.get("default", opt.default)):
+                wrong.append(f"[{group}] {opt.name}: sample {written!r}, worker "
+                             f"{info.get('default', opt.default)!r}")
+    assert wrong == [], "run `tox -e genconfig` after wiring opts.set_lib_defaults"
+    assert checked > 100
+    assert sample[("oslo_messaging_rabbit", "amqp_durable_queues")] == "true"
+    assert sample[("oslo_messaging_notifications", "driver")] == "messagingv2"

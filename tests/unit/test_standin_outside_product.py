@@ -39,3 +39,14 @@ def test_the_product_names_the_standin_only_in_its_test_and_demo_extras():
         "test", "demo"}
     assert "manila-protector-standin" not in setup["options"]["install_requires"]
     assert "standin" not in setup["options.entry_points"]["console_scripts"]
+
+
+def test_the_demo_and_test_extras_bring_everything_the_worker_extra_does():
+    # The demo runs a whole worker (its job store included): `pip install .[demo]` alone
+    # must be enough for manila-protector-demo.
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    extras = {name: set(value.split()) for name, value in
+              setup["options.extras_require"].items()}
+    assert extras["worker"] <= extras["demo"]
+    assert extras["worker"] <= extras["test"]

@@ -541,3 +541,15 @@ def test_redis_dying_while_held_is_reported_at_release_and_stop_still_returns(
     began = time.monotonic()
     share_locks.stop()
     assert time.monotonic() - began < 1.0 + MARGIN
+
+
+def test_a_host_joins_again_after_its_last_process_left_without_leaving(backend_url,
+                                                                       make_locks):
+    # A worker killed (or refused at start) stays a member; the next process of the same
+    # host must be able to join (the file driver cannot update a member's capabilities).
+    gone = make_locks(backend_url, "host-a")
+    gone.join("manila_protector.t", {"store": "old"})
+    again = make_locks(backend_url, "host-a")
+    again.join("manila_protector.t", {"store": "new"})
+    assert again.members("manila_protector.t") == {"host-a": {"store": "new"}}
+
