@@ -404,13 +404,14 @@ def _build(conf: cfg.ConfigOpts) -> WorkerService:
         raise ConfigurationError(
             f"[oslo_messaging_notifications] transport_url: {opts.one_line(exc)}") from None
     try:
-        runtime = plugin_runtime.PluginRuntime.from_conf(conf)
-    except exception.ProtectorError as exc:
+        # The service builds the plugin runtime itself: with its metrics as the observer.
+        return WorkerService(conf, transport=transport,
+                             notification_transport=notification_transport,
+                             close_transports=True)
+    except exception.ProtectorError as exc:  # the [manila] options' credentials or endpoint
         transport.cleanup()
         notification_transport.cleanup()
         raise ConfigurationError(opts.one_line(exc)) from None
-    return WorkerService(conf, transport=transport, notification_transport=notification_transport,
-                         runtime=runtime, close_transports=True)
 
 
 def main(argv: list[str] | None = None) -> int:
