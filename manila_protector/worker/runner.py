@@ -18,6 +18,7 @@ thread to answer them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import typing
@@ -95,6 +96,10 @@ class JobRunner:
         self._done_lock = threading.Lock()
         self._stopping = threading.Event()
         self._waiting = threading.BoundedSemaphore(max_waiting_calls)
+        # Jobs whose terminal notification a thread of this worker is sending (from the
+        # outcome recorded until the broker's confirmation is): the housekeeping's
+        # resend must not send it a second time meanwhile.
+        self._announcing: set[str] = set()
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -334,17 +339,18 @@ class JobRunner:
             LOG.info("job %s (share %s): %s succeeded", job_id, request.share_id,
                      request.operation)
             outcome = {"result": result}
-        try:
-            record = self._store.finish(job_id, self.host, **outcome)
-        except exception.NotOwner:
-            LOG.warning("job %s: adopted by another worker while it ran here; its outcome "
-                        "is that worker's to record", job_id)
-            self._release_waiters(job_id, self._store.get(job_id))
-            return
-        # The outcome is in the store: a waiting caller may have it now, while the
-        # terminal notification goes out (sent again later if the broker refuses it).
-        self._release_waiters(job_id, record)
-        self._announce(record)
+        with self._announcing_job(job_id):
+            try:
+                record = self._store.finish(job_id, self.host, **outcome)
+            except exception.NotOwner:
+                LOG.warning("job %s: adopted by another worker while it ran here; its "
+                            "outcome is that worker's to record", job_id)
+                self._release_waiters(job_id, self._store.get(job_id))
+                return
+            # The outcome is in the store: a waiting caller may have it now, while the
+            # terminal notification goes out (sent again later if the broker refuses it).
+            self._release_waiters(job_id, record)
+            self._announce(record)
 
     def _release_waiters(self, job_id: str, record: jobs.JobRecord) -> None:
         """Hand a finished job's record to the callers waiting for it."""
@@ -407,10 +413,32 @@ class JobRunner:
         """
         sent = 0
         for record in self._store.unnotified(self.host):
-            LOG.info("job %s (share %s): sending its %s notification again", record.job_id,
-                     record.share_id, record.status)
-            sent += self._announce(record)
+            with self._announcing_job(record.job_id) as mine:
+                # Not while this worker's own run of the job is sending it, nor once that
+                # run recorded it as sent (after the list above was read).
+                if not mine or self._store.end_notified(record.job_id):
+                    continue
+                LOG.info("job %s (share %s): sending its %s notification again",
+                         record.job_id, record.share_id, record.status)
+                sent += self._announce(record)
         return sent
+
+    @contextlib.contextmanager
+    def _announcing_job(self, job_id: str) -> typing.Iterator[bool]:
+        """Claim the sending of ``job_id``'s terminal notification in this worker.
+
+        Yields whether the claim is this caller's (False: another thread of this worker
+        is sending it now); released on leaving.
+        """
+        with self._done_lock:
+            mine = job_id not in self._announcing
+            self._announcing.add(job_id)
+        try:
+            yield mine
+        finally:
+            if mine:
+                with self._done_lock:
+                    self._announcing.discard(job_id)
 
     # -- the protectable plugin, synchronously -----------------------------------------------
 
