@@ -23,6 +23,7 @@ store's records:
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import os
 import threading
@@ -38,6 +39,8 @@ from support import databases
 from support import rabbit
 
 OPTIONS = {"snapshot_name": "fleet", "description": "fleet run", "force": False}
+#: Threads casting the jobs.
+CAST_THREADS = 8
 #: Seconds between two RSS samples of each worker.
 RSS_PERIOD = 0.5
 
@@ -224,8 +227,12 @@ def run(
     try:
         with RssSampler(started) as sampler:
             began = time.monotonic()
-            for job_id, share_id in zip(job_ids, share_ids, strict=True):
-                client.protect(ctxt, job_id, share_id, OPTIONS, cast=True)
+            # Several senders, as many API services would: one sender's publishes
+            # (persistent messages on durable queues) would spread "at once" over minutes.
+            with concurrent.futures.ThreadPoolExecutor(CAST_THREADS) as senders:
+                list(senders.map(lambda pair: client.protect(ctxt, pair[0], pair[1], OPTIONS,
+                                                             cast=True),
+                                 zip(job_ids, share_ids, strict=True)))
             cast_seconds = time.monotonic() - began
             say(f"{jobs_count} jobs cast in {cast_seconds:.1f} s")
 
