@@ -41,14 +41,6 @@ DELAYS = {
 }
 
 
-def saved_info(standin, share_id: str, snapshot: dict[str, typing.Any]) -> dict[str, typing.Any]:
-    """What a protect of ``share_id`` would have saved for ``snapshot``."""
-    share = standin.share(share_id)
-    return {"snapshot_id": snapshot["id"], "share_id": share_id, "size": share["size"],
-            "share_proto": share["share_proto"], "share_type": share.get("share_type"),
-            "availability_zone": share.get("availability_zone"), "access_rules": []}
-
-
 def send(client, ctxt, operation: str, job_id: str, share_id: str,
          saved: dict[str, typing.Any]) -> None:
     if operation == "delete":
@@ -58,13 +50,6 @@ def send(client, ctxt, operation: str, job_id: str, share_id: str,
     else:
         client.restore(ctxt, job_id, share_id, saved, {"restore_name": "after-kill"},
                        cast=True)
-
-
-def revert_requests(standin) -> collections.Counter[str]:
-    """Revert requests Manila received, per share (the share ``action`` POSTs)."""
-    return collections.Counter(
-        r.route.split("/")[2] for r in standin.requests()
-        if r.method == "POST" and r.route.startswith("/shares/") and r.route.endswith("/action"))
 
 
 def restored_shares(standin) -> collections.Counter[str]:
@@ -100,7 +85,7 @@ def test_kill_9_during_an_operation_never_repeats_its_mutation(
             snapshot = standin.create_snapshot(share_id)
             job_id = outcomes.new_id()
             jobs[job_id], snapshots[job_id] = share_id, snapshot["id"]
-            saved[job_id] = saved_info(standin, share_id, snapshot)
+            saved[job_id] = outcomes.saved_info(standin, share_id, snapshot)
             trial_jobs.append(job_id)
             send(client, ctxt, operation, job_id, share_id, saved[job_id])
         collector.wait_for(lambda c, first=trial_jobs[0]: start_event in c.events(first),
@@ -143,7 +128,7 @@ def test_kill_9_during_an_operation_never_repeats_its_mutation(
                 len(own_marks))
     failed = found.failed()
     if operation == "revert":
-        posts = revert_requests(standin)
+        posts = outcomes.revert_requests(standin)
         row.add("jobs with more than one revert request", sum(
             1 for j in jobs if posts[jobs[j]] > 1), 0)
         row.add("jobs with exactly one revert request", sum(
