@@ -87,7 +87,7 @@ def one_run(args: argparse.Namespace, standin: standin_server.ManilaStandIn,
             ctxt=ctxt, project=project, store=store, redis_url=redis_url,
             workers_count=workers_count, jobs_count=jobs_count, slots=args.slots,
             snapshot_seconds=args.snapshot, kill_after=kill_after,
-            takeover_after=args.takeover_after,
+            takeover_after=args.takeover_after, timeout=args.timeout,
             progress=lambda text: print(f"({workers_count} worker(s), {jobs_count} jobs: "
                                         f"{text})", file=sys.stderr, flush=True))
     finally:
@@ -107,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=4, help="worker processes")
     parser.add_argument("--slots", type=int, default=8,
                         help="max_concurrent_jobs of each worker (default 8, the product's)")
-    parser.add_argument("--compare-jobs", type=int, default=800,
+    parser.add_argument("--compare-jobs", type=int, default=400,
                         help="jobs of each run of the side-by-side throughput part (0: skip)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="1-worker and N-worker runs each in the side-by-side part")
@@ -115,6 +115,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="share of the jobs ended when one worker is killed")
     parser.add_argument("--takeover-after", type=int, default=10,
                         help="[worker] takeover_after of the workers (seconds, min 10)")
+    parser.add_argument("--timeout", type=float, default=5400,
+                        help="seconds the fleet run waits for every job's end before it "
+                             "counts what is missing (default 5400)")
     parser.add_argument("--latency", type=float, default=0.05,
                         help="seconds the stand-in takes to answer (default 0.05)")
     parser.add_argument("--snapshot", type=float, default=1.0,
