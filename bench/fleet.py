@@ -96,7 +96,14 @@ def one_run(args: argparse.Namespace, standin: standin_server.ManilaStandIn,
         rabbit.delete_from_broker(names.queues(), [f"{names.topic}_fanout"])
         store.drop()
     busy, total = machine_busy()
-    return done, (busy - busy_before) / max(1, total - total_before)
+    share = (busy - busy_before) / max(1, total - total_before)
+    # Each run's figures as soon as it ends (a long run's report comes only at the end).
+    print(f"({workers_count} worker(s), {jobs_count} jobs: done in {done.seconds:.1f} s, "
+          f"{done.rate:.2f} jobs/s, ideal {done.ideal_seconds:.1f} s, peak RSS "
+          f"{max(done.peak_rss_mib.values()):.0f} MB, orphans {done.orphans()}, duplicates "
+          f"{len(done.duplicates())}, failed {len(done.failed())}, machine busy {share:.0%}; "
+          f"{fleet.machine_load()})", file=sys.stderr, flush=True)
+    return done, share
 
 
 def _parser() -> argparse.ArgumentParser:
