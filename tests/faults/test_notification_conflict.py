@@ -32,8 +32,8 @@ from support import rabbit
 pytestmark = [pytest.mark.functional, pytest.mark.faults, pytest.mark.timeout(900)]
 
 JOBS = 16
-#: Long enough for the conflict and the connection resets to come before any .end.
-SNAPSHOT_SECONDS = 15.0
+#: The snapshots are made when the test says so (after the conflict and the resets).
+SNAPSHOT_SECONDS = 3600.0
 WAIT = 120.0
 
 
@@ -128,7 +128,9 @@ def run(report, standin, worker, witness, view, client, ctxt, project, broker, t
     # Connections that declared the queue before publish to the exchange without
     # declaring it again; new ones (after a reset) declare it, and are refused.
     closed = close_connections_of(worker.popen.pid)
-    ended_early = sum(1 for j in jobs if view.get(j).finished)
+    assert not any(view.get(j).finished for j in jobs)
+    for snapshot in standin.snapshots():
+        standin.set_snapshot_status(snapshot["id"], "available")
 
     def refused(job_id: str, log: str) -> bool:
         return bool(re.search(rf"job {job_id}: terminal notification not sent", log))
@@ -159,7 +161,6 @@ def run(report, standin, worker, witness, view, client, ctxt, project, broker, t
     row.add("jobs with a repeated terminal notification",
             sum(1 for j in jobs if witness.terminal(j) > 1))
     row.add("worker connections closed after the conflict", closed)
-    row.add("jobs that ended before the conflict was in place", ended_early, 0)
     row.add("jobs failed", sum(1 for j in jobs if view.get(j).status == "failed"), 0)
     assert worker.running, "a conflict after start must not stop the worker"
     row.check()
