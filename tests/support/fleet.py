@@ -39,6 +39,8 @@ from support import databases
 from support import rabbit
 
 OPTIONS = {"snapshot_name": "fleet", "description": "fleet run", "force": False}
+#: Each worker's database pool (``[database] max_pool_size`` and ``max_overflow``).
+DB_POOL = 10
 #: Threads casting the jobs.
 CAST_THREADS = 8
 #: Seconds between two RSS samples of each worker.
@@ -201,7 +203,11 @@ def run(
     """
     say = progress or (lambda _text: None)
     fleet_options: dict[str, dict[str, typing.Any]] = {
-        "database": {"connection": store.url},
+        # The workers' connections must fit the server's max_connections (151 by
+        # default, shared here with other users): oslo.db's default pool (5 + 50
+        # overflow) times 4 workers does not.
+        "database": {"connection": store.url, "max_pool_size": DB_POOL,
+                     "max_overflow": DB_POOL},
         "worker": {"token_keys": store.key, "takeover_after": takeover_after,
                    "housekeeping_interval": 1},
     }

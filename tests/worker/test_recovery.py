@@ -184,3 +184,18 @@ def test_housekeeping_resending_while_jobs_finish_sends_each_end_once(fresh, ctx
     assert worker.runner.resend_notifications() == 0
     assert [len(notes.terminal(j)) for j in job_ids] == [1] * len(job_ids)
     assert sum(resent) == 0
+
+
+def test_a_job_of_a_live_worker_left_unscheduled_is_resumed_by_its_housekeeping(fresh, ctxt):
+    # What a run that stopped on a store error leaves (MariaDB answered "Too many
+    # connections" to begin, in bench.fleet): the job is unfinished and this worker's,
+    # and no thread of it holds the job.  Only a restart resumed it.
+    fresh.conf.set_override("housekeeping_interval", 1, group="worker")
+    fresh.make_worker()
+    share = fresh.standin.create_share(ctxt.project_id, size=1)
+    stranded = left_behind(fresh.conf, ctxt, share["id"], running=True)
+    notes = fresh.notifications
+    notes.wait_for(lambda _: notes.terminal(stranded), what="the stranded job's end")
+    assert fresh.client.get_job(ctxt, stranded)["status"] == "succeeded"
+    assert len(notes.terminal(stranded)) == 1
+    assert len(fresh.standin.snapshots(share_id=share["id"])) == 1
