@@ -218,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
          ["orphans (no terminal notification + unfinished + stray snapshots)", orphans, 0],
          ["overlapping mutations of one share (stand-in)", m.conflicts, 0],
          ["killed worker", m.killed or "none", ""],
+         ["jobs without .start after the kill, resent by the caller (same job_id)",
+          len(m.resent), ""],
          ["its unfinished jobs at the kill", len(m.killed_unfinished), ""],
          ["... of them ended on another worker (takeover)", len(m.taken_over()),
           len(m.killed_unfinished)],

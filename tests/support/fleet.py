@@ -121,6 +121,8 @@ class FleetRun:
     #: The killed worker's finished jobs whose terminal notification was not recorded as
     #: sent when it was killed (sent again by the adopter: the documented window).
     killed_unsent: list[str] = dataclasses.field(default_factory=list)
+    #: Jobs without a ``.start`` after the kill, sent again by the caller (doc/rpc.rst).
+    resent: list[str] = dataclasses.field(default_factory=list)
     #: Seconds from the kill to the last of those jobs' terminal notifications.
     takeover_seconds: float | None = None
     error_codes: dict[str, int] = dataclasses.field(default_factory=dict)
@@ -229,6 +231,7 @@ def run(
     killed_at = None
     killed_unfinished: list[str] = []
     killed_unsent: list[str] = []
+    resent: list[str] = []
     view = store.open()
     try:
         with RssSampler(started) as sampler:
@@ -254,6 +257,19 @@ def run(
                 victim.kill()
                 killed_unfinished = view.unfinished(victim.host)
                 killed_unsent = [r.job_id for r in view.unnotified(victim.host)]
+                # RabbitMQ acknowledges a request when a worker receives it: what the
+                # killed worker had received but not recorded is gone.  A caller sends
+                # a job whose .start never came again, same job_id (doc/rpc.rst); one
+                # still queued in RabbitMQ is then answered from the store.
+                notifications.barrier()
+                started_jobs = {n["payload"].get("job_id") for n in collector.items
+                                if n["event_type"].endswith(".start")
+                                and isinstance(n["payload"], dict)}
+                for job_id, share_id in zip(job_ids, share_ids, strict=True):
+                    if job_id not in started_jobs:
+                        resent.append(job_id)
+                        client.protect(ctxt, job_id, share_id, OPTIONS, cast=True)
+                say(f"resent {len(resent)} job(s) without a .start")
                 say(f"killed {victim.host} with {len(killed_unfinished)} unfinished job(s) "
                     f"after {len(ended())} ended")
             try:
@@ -322,7 +338,7 @@ def run(
         conflicts=len(standin.conflicts()),
         peak_rss_mib={h: kib / 1024 for h, kib in sampler.peak_kib.items()},
         rss_samples=sampler.samples, killed=killed, killed_at=killed_at,
-        killed_unfinished=killed_unfinished, killed_unsent=killed_unsent,
+        killed_unfinished=killed_unfinished, killed_unsent=killed_unsent, resent=resent,
         takeover_seconds=takeover_seconds,
         error_codes=dict(codes))
 
