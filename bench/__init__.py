@@ -10,7 +10,10 @@ smoke run); it prints its tables (Markdown) and, as its last line, its figure.
   polls that takes, beside Karbor's fixed 15 s schedule;
 - ``bench.listing`` -- a project's shares out of a large Manila, beside
   list-everything-then-filter;
-- ``bench.memory`` -- a worker process's peak RSS, idle and with 1,000 accepted jobs.
+- ``bench.memory`` -- a worker process's peak RSS, idle and with 1,000 accepted jobs;
+- ``bench.scaleout`` -- one worker process against two on RabbitMQ with Redis locks;
+- ``bench.fleet`` -- 10,000 jobs cast at once to 4 worker processes sharing a job
+  store on MariaDB, one killed for good mid-run (``tox -e fleet``).
 """
 
 import warnings

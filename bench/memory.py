@@ -8,10 +8,11 @@ not answer, the worker runs instead in a child process wired on the in-memory
 transport, whose sending thread lives in the same child (say so in the output).
 
 - idle: after the worker started and finished one protect (the warm-up);
-- loaded: after 1,000 protect jobs were *accepted*: each recorded in the
-  worker's journal and announced by its ``.start`` notification (counted here).
-  Every snapshot then takes an hour, so 8 jobs run (polling) and 992 wait in
-  the journal and the worker's queue.
+- loaded: after 1,000 protect jobs were *accepted*: each recorded in the job
+  store (its single-host default, an SQLite file under ``state_path``) and
+  announced by its ``.start`` notification (counted here).  Every snapshot then
+  takes an hour, so 8 jobs run (polling) and 992 wait in the store (the worker
+  keeps only their ids queued).
 
 Peak RSS is the kernel's high-water mark ``VmHWM`` of the worker's process
 (``/proc/<pid>/status``).  Figure: both peaks beside their targets.

@@ -2,13 +2,14 @@
 
 The worker side calls :class:`~manila_protector.rpc.api.ProtectorAPI` (``call``,
 which returns the finished job) on a worker in this process: in-memory
-oslo.messaging transport, SQLite journal, tooz ``file://`` lock, notifications
-sent.  The bare side makes the same Manila requests the plugin core makes for
-each operation, with python-manilaclient, in a plain loop (create, poll, done):
-no RPC, journal, lock, notification or validation.  Both talk to one Manila
-stand-in that answers every request after ``--latency`` seconds (10 ms: a fast
-real Manila API) and finishes every transition at once.  Rounds are interleaved
-(worker first in even rounds, bare first in odd ones) so noise hits both sides.
+oslo.messaging transport, the job store on its single-host default (an SQLite
+file under ``state_path``), tooz ``file://`` lock, notifications sent.  The bare
+side makes the same Manila requests the plugin core makes for each operation,
+with python-manilaclient, in a plain loop (create, poll, done): no RPC, job
+store, lock, notification or validation.  Both talk to one Manila stand-in that
+answers every request after ``--latency`` seconds (10 ms: a fast real Manila
+API) and finishes every transition at once.  Rounds are interleaved (worker
+first in even rounds, bare first in odd ones) so noise hits both sides.
 
 Figure: the median over rounds of (worker round time / bare round time).  Also
 printed: the same at zero latency, the requests each side made per operation,
@@ -47,8 +48,8 @@ from manila_protector.plugins import manila_client
 from manila_protector.plugins import schemas
 from manila_protector.rpc import notifier as notifier_mod
 from manila_standin import ManilaStandIn, StandInConfig
-from manila_protector.worker import journal as journal_mod
 from manila_protector.worker import locks as locks_mod
+from manila_protector.worker.store import api as store_api
 
 from bench import report
 from bench import rig
@@ -317,8 +318,8 @@ class Breakdown:
           "find_shares_by_metadata", "get_snapshot", "list_snapshots", "create_snapshot",
           "delete_snapshot", "list_access_rules", "allow_access")),
         ("Manila client per job (session, client)", client_factory.ClientFactory,
-         ("for_context",)),
-        ("journal (SQLite, synchronous=FULL)", journal_mod.Journal,
+         ("for_caller",)),
+        ("job store (SQLite default, oslo.db)", store_api.JobStore,
          ("accept", "begin", "finish", "mark_notified", "get", "start_notified")),
         ("notifications (.start and .end)", notifier_mod.JobNotifier, ("start", "finished")),
         ("validation (request envelope, schemas)", jobs.JobRequest, ("build",)),
@@ -393,7 +394,7 @@ class Breakdown:
 
 def _outermost(intervals: list[tuple[str, str, float, float]]
                ) -> list[tuple[str, str, float, float]]:
-    """The intervals not inside another one (a schema check inside a journal call...)."""
+    """The intervals not inside another one (a schema check inside a store call...)."""
     ordered = sorted(intervals, key=lambda i: (i[2], -i[3]))
     kept: list[tuple[str, str, float, float]] = []
     for interval in ordered:
@@ -533,7 +534,8 @@ _AREAS = (
     ("RPC transport and dispatch (oslo.messaging, kombu)",
      ("oslo_messaging/", "kombu/", "amqp/", "futurist/", "vine/", "rpc/endpoint.py",
       "rpc/api.py", "rpc/context.py", "oslo_context/", "oslo_serialization/")),
-    ("journal (SQLite)", ("sqlite3", "worker/journal.py")),
+    ("job store (SQLAlchemy, SQLite)", ("sqlite3", "sqlalchemy/", "oslo_db/", "alembic/",
+                                        "worker/store/")),
     ("share lock (tooz, fasteners)", ("tooz/", "fasteners/", "worker/locks.py")),
     ("HTTP client (manilaclient, keystoneauth, requests)",
      ("manilaclient/", "keystoneauth1/", "requests/", "urllib3/", "http/client.py",

@@ -1,8 +1,9 @@
 """A worker wired in-process, the way ``manila_protector.demo`` does it.
 
 Real oslo.messaging (an in-memory transport, or RabbitMQ where asked), the
-real SQLite journal and tooz ``file://`` locks under a state directory, and the
-Manila stand-in over HTTP.  Also: quieting the libraries' start-up chatter and
+real job store on its single-host default (an SQLite file under the state
+directory, oslo.db and alembic), tooz ``file://`` locks, and the Manila
+stand-in over HTTP.  Also: quieting the libraries' start-up chatter and
 finding out whether RabbitMQ answers.
 """
 
@@ -71,7 +72,7 @@ class WorkerRig:
     """One worker in this process, and an RPC client for it.
 
     :param standin: the Manila the worker talks to.
-    :param state_path: the worker's state directory (journal, locks).
+    :param state_path: the worker's state directory (the job store's SQLite file, locks).
     :param transport_url: ``kombu+memory:////`` (default) or a RabbitMQ URL.
     :param overrides: ``{(group, option): value}`` set on the configuration.
     """

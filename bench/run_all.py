@@ -9,8 +9,8 @@ fails is reported and the others still run; the exit status is then 1.
     python -m bench overhead listing    # only these
 
 Benchmarks other engineers add under ``bench/`` with the same conventions
-(``python -m bench.<name> [--quick]``, figure last) -- ``bench.scaleout`` and
-``bench.faults*`` -- run after these four when present.
+(``python -m bench.<name> [--quick]``, figure last) -- ``bench.scaleout``,
+``bench.fleet`` and ``bench.faults*`` -- run after these four when present.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ BENCHMARKS = ("overhead", "finish_latency", "listing", "memory")
 def _others() -> list[str]:
     here = pathlib.Path(__file__).parent
     found = sorted(p.stem for p in here.glob("faults*.py"))
-    if (here / "scaleout.py").exists():
-        found.insert(0, "scaleout")
+    for name in ("fleet", "scaleout"):
+        if (here / f"{name}.py").exists():
+            found.insert(0, name)
     return found
 
 

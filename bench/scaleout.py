@@ -14,32 +14,12 @@ is timed from the first cast to the last ``.end`` notification received.  The 1-
 and 2-worker runs alternate (1, 2, then 2, 1, ...), so drift on a shared machine
 hits both; the figure is the median over rounds of each round's ratio.
 
-The figure shows that the topic, the locks and the journal do not serialise workers:
-two workers should finish the same jobs in about half the time (target >= 1.8x).
+The workers share one job store (an SQLite file of the run's own; ``bench.fleet``
+measures a fleet on MariaDB).  The figure shows that the topic, the locks and the job
+store do not serialise workers: two workers should finish the same jobs in about half
+the time (target >= 1.8x).
 
-For doc/performance.md (the full run, its per-run table and the analysis of what
-keeps the ratio below 2 are in doc/reliability.md)::
-
-    ## Scale-out over RabbitMQ
-
-    `python -m bench.scaleout` (2026-11-29, 2 vCPUs shared with other runs): 1 against
-    2 worker processes (max_concurrent_jobs = 4 each) on RabbitMQ 3.10, per-share locks
-    on Redis 7.0, 400 protect jobs over 200 shares per run, Manila stand-in latency
-    50 ms per request, 3 alternating rounds, timed from the first cast to the last
-    .end notification.
-
-    |               | 1 worker | 2 workers | 2 / 1                                |
-    |---------------|----------|-----------|--------------------------------------|
-    | median jobs/s | 13.4     | 25.2      | 1.87x (median of the rounds' ratios) |
-
-    scaleout: 2 workers / 1 worker = 1.87x (target >= 1.8, met)
-
-    A job takes the same 0.277 s inside either worker (5 requests x 50 ms + 25 ms):
-    the topic, the locks and the journals serialise nothing. What is lost with two
-    workers is the time between two jobs of a slot (sending .end, confirmed by
-    RabbitMQ, and two journal commits: ~20 ms with one worker, 40-65 ms with two),
-    CPU work that two workers, RabbitMQ and the stand-in share on two cores; a busy
-    machine gave 1.73x, a 100 ms Manila 1.95x.
+The figures and their analysis: doc/performance.md, "Scale-out over RabbitMQ".
 """
 
 from __future__ import annotations

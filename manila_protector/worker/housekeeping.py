@@ -6,6 +6,9 @@ failing does not skip the others, and none ends the worker):
 * **membership**: join the topic's group again (a lock backend that restarted
   without persistence forgot it), with this worker's capabilities;
 * **notifications**: send the terminal notifications the broker did not confirm;
+* **strays**: schedule again this worker's unfinished jobs that no thread here
+  holds (a run stopped on a store error, e.g. the database refused a connection:
+  without this only a restart would resume them);
 * **takeover**: a worker that owns jobs in the store but has been missing from
   the group for ``takeover_after`` seconds is gone for good -- adopt its jobs
   and resume them here (their job tags mean no second snapshot or share; of
@@ -88,7 +91,8 @@ class Housekeeper:
 
     def run_once(self) -> None:
         """One round of every step (each one's failure is logged, the others still run)."""
-        for step in (self.rejoin, self.resend, self.take_over, self.sweep, self.purge):
+        for step in (self.rejoin, self.resend, self.resume, self.take_over, self.sweep,
+                     self.purge):
             try:
                 step()
             except exception.ProtectorError as exc:
@@ -106,6 +110,9 @@ class Housekeeper:
         if sent:
             LOG.info("housekeeping: sent %d notification(s) the broker had not confirmed",
                      sent)
+
+    def resume(self) -> None:
+        self._runner.resume_strays()
 
     def take_over(self) -> list[str]:
         """Adopt the jobs of every owner missing from the group for ``takeover_after``.

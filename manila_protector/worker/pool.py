@@ -37,6 +37,8 @@ class Pool:
         self._threads = [threading.Thread(target=self._loop, name=f"job-{i}", daemon=True)
                          for i in range(size)]
         self._busy = 0
+        # Ids queued or running: a job is never in the pool twice.
+        self._held: set[str] = set()
 
     def start(self) -> None:
         for thread in self._threads:
@@ -54,6 +56,11 @@ class Pool:
         with self._changed:
             return self._busy
 
+    def holds(self, job_id: str) -> bool:
+        """Whether ``job_id`` is queued or running here."""
+        with self._changed:
+            return job_id in self._held
+
     def has_room(self) -> bool:
         """Whether one more id may be queued."""
         with self._changed:
@@ -61,10 +68,14 @@ class Pool:
 
     def put(self, job_id: str, *, force: bool = False) -> bool:
         """Queue ``job_id``; False when the queue is full (``force``: queue it anyway --
-        a job already owned, resumed or adopted, is never refused)."""
+        a job already owned, resumed or adopted, is never refused).  A job already
+        queued or running here is not queued again (True)."""
         with self._changed:
+            if job_id in self._held:
+                return True
             if not force and len(self._queue) >= self._max_queued:
                 return False
+            self._held.add(job_id)
             self._queue.append(job_id)
             self._changed.notify()
             return True
@@ -81,9 +92,10 @@ class Pool:
                 self._target(job_id)
             except Exception:  # noqa: BLE001 - one job's failure must not cost a worker thread
                 LOG.exception("job %s: the runner failed; the job stays in the store and "
-                              "resumes later", job_id)
+                              "resumes later (housekeeping)", job_id)
             finally:
                 with self._changed:
+                    self._held.discard(job_id)
                     self._busy -= 1
                     self._changed.notify_all()
 
@@ -95,6 +107,7 @@ class Pool:
         :returns: the number of jobs still running.
         """
         with self._changed:
+            self._held.difference_update(i for i in self._queue if i is not None)
             self._queue.clear()
             self._queue.extend([None] * len(self._threads))
             self._changed.notify_all()

@@ -179,6 +179,12 @@ class JobRunner:
         self._done_lock = threading.Lock()
         self._stopping = threading.Event()
         self._waiting = threading.BoundedSemaphore(max_waiting_calls)
+        # Jobs whose terminal notification a thread of this worker is sending (from the
+        # outcome recorded until the broker's confirmation is): the housekeeping's
+        # resend must not send it a second time meanwhile.
+        self._announcing: set[str] = set()
+        # Jobs a request thread is accepting (recorded, not yet scheduled): not strays.
+        self._accepting: set[str] = set()
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -208,6 +214,26 @@ class JobRunner:
             self._schedule(job_id)
         self.resend_notifications()
         return len(adopted)
+
+    def resume_strays(self) -> int:
+        """Schedule this worker's unfinished jobs that no thread here holds.
+
+        A job whose run stopped on a store error (``begin`` or ``finish`` could not
+        reach the database) stays unfinished and owned by this worker: without this,
+        only a restart would resume it.  Running it again is what a restart does (its
+        job tags and the revert's intent make a second run harmless).
+
+        :returns: how many were scheduled.
+        """
+        with self._done_lock:
+            accepting = set(self._accepting)
+        strays = [job_id for job_id in self._store.unfinished(self.host)
+                  if job_id not in accepting and not self._pool.holds(job_id)]
+        for job_id in strays:
+            LOG.warning("job %s: unfinished here but not scheduled (its run stopped on an "
+                        "error); resuming it", job_id)
+            self._schedule(job_id)
+        return len(strays)
 
     def stop(self, timeout: float) -> int:
         """Take no new jobs; let running ones finish for up to ``timeout`` seconds.
@@ -292,7 +318,13 @@ class JobRunner:
                 saved_info=saved_info, max_bytes=self._max_request_bytes)
             execution.parse_contents(request)
             caller = self._caller(ctxt)
-            record, created = self._accept(request, caller)
+            with self._done_lock:
+                self._accepting.add(request.job_id)
+            try:
+                record, created = self._accept(request, caller)
+            except BaseException:
+                self._accepted(request.job_id)
+                raise
         except exception.ProtectorError as exc:
             LOG.info("refused %s request for job %s: %s", jobs.shown(operation, 32),
                      jobs.shown(job_id), exc)
@@ -302,16 +334,25 @@ class JobRunner:
                 request_id=caller.request_id if caller else None), record_sent=False)
             raise
         if not created:
+            self._accepted(request.job_id)
             if not caller.sees(record.project_id):
                 raise exception.NotFound(f"job {record.job_id} not found")
             LOG.info("job %s (share %s): repeated request, job is %s on %s", record.job_id,
                      record.share_id, record.status, record.host)
             return record
-        LOG.info("job %s (share %s): %s accepted", record.job_id, record.share_id,
-                 record.operation)
-        self._announce_start(record)
-        self._schedule(record.job_id)
+        try:
+            LOG.info("job %s (share %s): %s accepted", record.job_id, record.share_id,
+                     record.operation)
+            self._announce_start(record)
+            self._schedule(record.job_id)
+        finally:
+            self._accepted(record.job_id)
         return record
+
+    def _accepted(self, job_id: str) -> None:
+        """The request thread is done with ``job_id`` (scheduled, or not created here)."""
+        with self._done_lock:
+            self._accepting.discard(job_id)
 
     def _accept(self, request: jobs.JobRequest,
                 caller: identity.Caller) -> tuple[jobs.JobRecord, bool]:
@@ -462,17 +503,18 @@ class JobRunner:
         self._observer.job_finished(job_id, request.operation,
                                     jobs.FAILED if "error" in outcome else jobs.SUCCEEDED,
                                     time.monotonic() - began)
-        try:
-            record = self._store.finish(job_id, self.host, **outcome)
-        except exception.NotOwner:
-            LOG.warning("job %s: adopted by another worker while it ran here; its outcome "
-                        "is that worker's to record", job_id)
-            self._release_waiters(job_id, self._store.get(job_id))
-            return
-        # The outcome is in the store: a waiting caller may have it now, while the
-        # terminal notification goes out (sent again later if the broker refuses it).
-        self._release_waiters(job_id, record)
-        self._announce(record)
+        with self._announcing_job(job_id):
+            try:
+                record = self._store.finish(job_id, self.host, **outcome)
+            except exception.NotOwner:
+                LOG.warning("job %s: adopted by another worker while it ran here; its "
+                            "outcome is that worker's to record", job_id)
+                self._release_waiters(job_id, self._store.get(job_id))
+                return
+            # The outcome is in the store: a waiting caller may have it now, while the
+            # terminal notification goes out (sent again later if the broker refuses it).
+            self._release_waiters(job_id, record)
+            self._announce(record)
 
     def _release_waiters(self, job_id: str, record: jobs.JobRecord) -> None:
         """Hand a finished job's record to the callers waiting for it."""
@@ -545,10 +587,32 @@ class JobRunner:
         """
         sent = 0
         for record in self._store.unnotified(self.host):
-            LOG.info("job %s (share %s): sending its %s notification again", record.job_id,
-                     record.share_id, record.status)
-            sent += self._announce(record)
+            with self._announcing_job(record.job_id) as mine:
+                # Not while this worker's own run of the job is sending it, nor once that
+                # run recorded it as sent (after the list above was read).
+                if not mine or self._store.end_notified(record.job_id):
+                    continue
+                LOG.info("job %s (share %s): sending its %s notification again",
+                         record.job_id, record.share_id, record.status)
+                sent += self._announce(record)
         return sent
+
+    @contextlib.contextmanager
+    def _announcing_job(self, job_id: str) -> typing.Iterator[bool]:
+        """Claim the sending of ``job_id``'s terminal notification in this worker.
+
+        Yields whether the claim is this caller's (False: another thread of this worker
+        is sending it now); released on leaving.
+        """
+        with self._done_lock:
+            mine = job_id not in self._announcing
+            self._announcing.add(job_id)
+        try:
+            yield mine
+        finally:
+            if mine:
+                with self._done_lock:
+                    self._announcing.discard(job_id)
 
     # -- the protectable plugin, synchronously -----------------------------------------------
 

@@ -29,13 +29,17 @@ class Size:
     redis_shares: int
     manila_jobs: int
     bad_payloads: int
+    #: Trials of kill -9 during a restore, a revert, a delete (each); of a job resent
+    #: to every worker at once.
+    operation_kill_trials: int
+    resend_trials: int
 
 
 SIZES = {
     "ci": Size("ci", kill_trials=10, broker_jobs=120, redis_shares=12, manila_jobs=60,
-               bad_payloads=1000),
+               bad_payloads=1000, operation_kill_trials=5, resend_trials=5),
     "full": Size("full", kill_trials=50, broker_jobs=400, redis_shares=40, manila_jobs=200,
-                 bad_payloads=10000),
+                 bad_payloads=10000, operation_kill_trials=50, resend_trials=50),
 }
 
 

@@ -123,3 +123,21 @@ class Outcomes:
 
     def shares_in_error(self) -> list[str]:
         return sorted(s["id"] for s in self.shares if s["status"] != "available")
+
+
+# -- restore, revert, delete ----------------------------------------------------------
+
+
+def saved_info(standin, share_id: str, snapshot: dict[str, typing.Any]) -> dict[str, typing.Any]:
+    """What a protect of ``share_id`` would have saved for ``snapshot``."""
+    share = standin.share(share_id)
+    return {"snapshot_id": snapshot["id"], "share_id": share_id, "size": share["size"],
+            "share_proto": share["share_proto"], "share_type": share.get("share_type"),
+            "availability_zone": share.get("availability_zone"), "access_rules": []}
+
+
+def revert_requests(standin) -> collections.Counter[str]:
+    """Revert requests Manila received, per share (the share ``action`` POSTs)."""
+    return collections.Counter(
+        r.route.split("/")[2] for r in standin.requests()
+        if r.method == "POST" and r.route.startswith("/shares/") and r.route.endswith("/action"))

@@ -1,20 +1,24 @@
-"""A Redis restart under load: no two mutations of one share overlap.
+"""A Redis restart (or FLUSHALL) under load: no two mutations of one share overlap.
 
 Two worker processes share one private ``redis-server`` for their per-share locks;
 every share has several jobs, cast so that both workers hold jobs of each share and
 wait for each other's locks.  Redis restarts at the worst moment: while one job of a
 share is making its snapshot and a job of the other worker waits for that share's lock.
 
-Run twice: a Redis that keeps nothing (``--save ''``, no append-only file, as a cache
-is often set up) and one with an append-only file fsynced at every write.
+Run three times: a Redis that keeps nothing (``--save ''``, no append-only file, as a
+cache is often set up), one with an append-only file fsynced at every write, and a
+Redis that stays up but loses every key (``FLUSHALL``: an operator's or another
+tenant's mistake) -- each lock is lost while its job runs.
 """
 
 from __future__ import annotations
 
 import collections
 import signal
+import time
 
 import pytest
+import redis
 
 from manila_standin import config as standin_config
 
@@ -35,6 +39,8 @@ START = "manila_protector.protect.start"
 #: share's snapshots in flight does, and the holder takes its lock back (or stops) before
 #: its next mutating request.
 FORGETFUL = "none"
+#: Not a restart: every key (locks, group membership) is deleted while Redis stays up.
+FLUSHALL = "flushall"
 
 
 def holder_and_waiter(standin, collector, jobs: dict[str, str]) -> str | None:
@@ -56,11 +62,11 @@ def holder_and_waiter(standin, collector, jobs: dict[str, str]) -> str | None:
     return None
 
 
-@pytest.mark.parametrize("persistence", [FORGETFUL, "appendonly"])
+@pytest.mark.parametrize("persistence", [FORGETFUL, "appendonly", FLUSHALL])
 def test_redis_restart_under_load_lets_no_two_mutations_of_a_share_overlap(
         persistence, tmp_path, size, report, make_standin, workers, notifications,
         make_client, ctxt, project):
-    redis_server = rabbit.PrivateRedis(tmp_path / "redis", appendonly=persistence != "none")
+    redis_server = rabbit.PrivateRedis(tmp_path / "redis", appendonly=persistence == "appendonly")
     redis_server.start()
     try:
         run(persistence, redis_server, size, report, make_standin, workers, notifications,
@@ -95,7 +101,16 @@ def run(persistence, redis_server, size, report, make_standin, workers, notifica
         rabbit.wait_until(lambda: holder_and_waiter(standin, collector, jobs), 120,
                           "a share with a snapshot being made and a waiter on the other "
                           "worker", interval=0.02)
-        restarts.append(redis_server.restart((signal.SIGTERM, signal.SIGKILL)[number % 2]))
+        if persistence == FLUSHALL:
+            began = time.monotonic()
+            flush = redis.Redis(host="127.0.0.1", port=redis_server.port, socket_timeout=5)
+            try:
+                flush.flushall()
+            finally:
+                flush.close()
+            restarts.append(time.monotonic() - began)
+        else:
+            restarts.append(redis_server.restart((signal.SIGTERM, signal.SIGKILL)[number % 2]))
 
     collector.wait_for(lambda c: c.finished_jobs() >= set(jobs), timeout=240,
                        what="a terminal notification of every job")
@@ -107,8 +122,10 @@ def run(persistence, redis_server, size, report, make_standin, workers, notifica
     codes = found.failure_codes()
     conflicts = standin.conflicts()
     failed = set(found.failed())
-    row = report(f"Redis restart, persistence {persistence} ({len(restarts)}x, {len(jobs)} "
-                 f"jobs on {len(share_ids)} shares, 2 workers)")
+    what = ("Redis FLUSHALL" if persistence == FLUSHALL
+            else f"Redis restart, persistence {persistence}")
+    row = report(f"{what} ({len(restarts)}x, {len(jobs)} jobs on {len(share_ids)} shares, "
+                 "2 workers)")
     row.add("overlapping mutations of one share", len(conflicts), 0)
     row.add("jobs without a terminal notification", len(found.without_terminal()), 0)
     row.add("jobs failed lock_unavailable (retryable)", codes["lock_unavailable"])
@@ -116,7 +133,7 @@ def run(persistence, redis_server, size, report, make_standin, workers, notifica
     row.add("failed jobs that left a snapshot",
             sum(1 for s in found.snapshots if outcomes.job_tag(s) in failed), 0)
     row.add("jobs with two snapshots", len(found.jobs_with_two_snapshots()), 0)
-    row.add("Redis unavailable (s, longest)", round(max(restarts), 2))
+    row.add("Redis unavailable or flushing (s, longest)", round(max(restarts), 2))
     if conflicts:
         by_share = collections.Counter(c.share_id for c in conflicts)
         print(f"conflicts on {len(by_share)} share(s), e.g. {conflicts[0]}")

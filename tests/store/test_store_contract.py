@@ -308,3 +308,23 @@ def test_no_token_reaches_a_log_line_or_an_error(store, caplog):
     for text in (caplog.text, str(not_owner.value), str(conflict.value),
                  repr(not_owner.value.to_dict()), repr(conflict.value.to_dict())):
         assert "needle-token-456" not in text
+
+
+def test_an_adopted_unfinished_job_names_its_new_owner_and_a_finished_one_keeps_its_host(
+        store):
+    running = store_child.request()
+    accept(store, running, owner="dead")
+    store.begin(running.job_id, "dead")
+    unsent = store_child.request(share_id=SHARE_2)
+    accept(store, unsent, owner="dead")
+    store.finish(unsent.job_id, "dead", result={"snapshot_id": "s"})
+
+    assert store.adopt("dead", "alive") == [running.job_id]
+
+    assert store.get(running.job_id).host == "alive"
+    assert store.finish(running.job_id, "alive", result={}).host == "alive"
+    assert store.get(unsent.job_id).host == "host-a"
+    assert unsent.job_id in [r.job_id for r in store.unnotified("alive")]
+    assert store.end_notified(unsent.job_id) is False
+    store.mark_notified(unsent.job_id, terminal=True)
+    assert store.end_notified(unsent.job_id) is True

@@ -8,6 +8,8 @@
   clients and worker processes on that topic.
 * ``redis_answers``: the machine's Redis answers.
 * ``make_standin``: Manila stand-ins started for a test and stopped after it.
+* ``fleet_store``: a migrated job-store database of the test's own on the machine's
+  MariaDB, and the token key its workers share (dropped afterwards).
 * ``real_manila_name``, ``real_manila_env``, ``keystone_manila_env``,
   ``policy_gateway``: the session's real Manila 23 (and Keystone 30), brought up
   once for every tier that asks (tools/real_manila.py).
@@ -37,6 +39,7 @@ from manila_protector.rpc import api as rpc_api
 from manila_standin import config as standin_config
 from manila_standin import server as standin_server
 
+from support import databases
 from support import manila_backends
 from support import rabbit
 from support import real_manila
@@ -146,6 +149,17 @@ def workers(broker: rabbit.Broker, names: rabbit.Names, notifications: rabbit.No
     for worker in {w.host: w for w in found.started}.values():
         print(f"---- tail of {worker.config.log_path}")
         print(worker.log_tail())
+
+
+@pytest.fixture
+def fleet_store() -> typing.Iterator[databases.SharedStore]:
+    """A job store shared by a fleet: a database of the test's own on MariaDB."""
+    reason = databases.SharedStore.missing()
+    if reason:
+        unavailable(f"MariaDB is not available: {reason}")
+    store = databases.SharedStore.create()
+    yield store
+    store.drop()
 
 
 # -- the Manila stand-in -------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """The benchmarks that need no broker still run and print their figure last (quick mode).
 
-They assert nothing about speed: the figures are for doc/performance.md.
+They assert nothing about speed: the figures are for doc/performance.md.  The ones on
+RabbitMQ, Redis and MariaDB (memory, scaleout, fleet) are smoke-run by
+tests/functional/test_bench_smoke.py.
 """
 
 import pathlib
@@ -13,7 +15,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("bench,prefix", [("finish_latency", "finish:"),
-                                          ("listing", "listing:")])
+                                          ("listing", "listing:"),
+                                          ("overhead", "overhead:")])
 def test_benchmark_runs_and_prints_its_figure_last(bench, prefix):
     proc = subprocess.run([sys.executable, "-m", f"bench.{bench}", "--quick"], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)

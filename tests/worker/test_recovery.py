@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import uuid
 
 import pytest
@@ -153,3 +154,48 @@ def test_an_old_journals_unfinished_job_moves_into_the_store_and_runs(fresh, ctx
     fresh.notifications.wait_for(lambda c: c.terminal(job_id))
     assert fresh.client.get_job(ctxt, job_id)["status"] == "succeeded"
     assert not os.path.exists(journal)  # and the token it kept in clear with it
+
+
+def test_housekeeping_resending_while_jobs_finish_sends_each_end_once(fresh, ctxt):
+    # The housekeeping's resend runs while the worker's own jobs finish: it must not
+    # send a terminal notification that the job's run is sending (found by bench.fleet:
+    # seven jobs of 240 had two .end from one live worker).
+    worker = fresh.make_worker()
+    shares = fresh.standin.create_shares(ctxt.project_id, 24, size=1)
+    job_ids = [str(uuid.uuid4()) for _ in shares]
+    notes = fresh.notifications
+    done = threading.Event()
+    resent = []
+
+    def housekeeping() -> None:
+        while not done.is_set():
+            resent.append(worker.runner.resend_notifications())
+
+    resender = threading.Thread(target=housekeeping)
+    resender.start()
+    try:
+        for job_id, share_id in zip(job_ids, shares, strict=True):
+            fresh.client.protect(ctxt, job_id, share_id, OPTIONS, cast=True)
+        notes.wait_for(lambda _: all(notes.terminal(j) for j in job_ids))
+    finally:
+        done.set()
+        resender.join()
+    # Every job's .end is recorded as sent: a late duplicate would be a resend now.
+    assert worker.runner.resend_notifications() == 0
+    assert [len(notes.terminal(j)) for j in job_ids] == [1] * len(job_ids)
+    assert sum(resent) == 0
+
+
+def test_a_job_of_a_live_worker_left_unscheduled_is_resumed_by_its_housekeeping(fresh, ctxt):
+    # What a run that stopped on a store error leaves (MariaDB answered "Too many
+    # connections" to begin, in bench.fleet): the job is unfinished and this worker's,
+    # and no thread of it holds the job.  Only a restart resumed it.
+    fresh.conf.set_override("housekeeping_interval", 1, group="worker")
+    fresh.make_worker()
+    share = fresh.standin.create_share(ctxt.project_id, size=1)
+    stranded = left_behind(fresh.conf, ctxt, share["id"], running=True)
+    notes = fresh.notifications
+    notes.wait_for(lambda _: notes.terminal(stranded), what="the stranded job's end")
+    assert fresh.client.get_job(ctxt, stranded)["status"] == "succeeded"
+    assert len(notes.terminal(stranded)) == 1
+    assert len(fresh.standin.snapshots(share_id=share["id"])) == 1

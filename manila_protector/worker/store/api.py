@@ -426,8 +426,9 @@ class JobStore:
     def adopt(self, dead_owner: str, new_owner: str) -> list[str]:
         """Move the jobs of a worker gone for good to ``new_owner``, atomically.
 
-        Moves its unfinished jobs and its finished jobs whose terminal notification
-        was not recorded as sent (the new owner finds those with :meth:`unnotified`).
+        Moves its unfinished jobs (their records then name ``new_owner`` as ``host``)
+        and its finished jobs whose terminal notification was not recorded as sent
+        (the new owner finds those with :meth:`unnotified`).
         Of several workers adopting the same dead one at once, each job goes to
         exactly one of them.
 
@@ -442,12 +443,17 @@ class JobStore:
                 sa.select(_JOBS.c.job_id, _JOBS.c.status)
                 .where(_JOBS.c.owner == dead_owner, self._has_work())
                 .order_by(_JOBS.c.created_at, _JOBS.c.job_id).with_for_update()).all()
-            ids = [row.job_id for row in rows]
-            for start in range(0, len(ids), _ADOPT_CHUNK):
-                conn.execute(sa.update(_JOBS).where(
-                    _JOBS.c.job_id.in_(ids[start:start + _ADOPT_CHUNK]),
-                    _JOBS.c.owner == dead_owner).values(owner=new_owner))
-            return [row.job_id for row in rows if row.status in UNFINISHED]
+            unfinished = [row.job_id for row in rows if row.status in UNFINISHED]
+            unsent = [row.job_id for row in rows if row.status not in UNFINISHED]
+            # An unfinished job runs on the new owner: its record names it (``host``);
+            # a finished one keeps the host that ran it.
+            for ids, values in ((unfinished, {"owner": new_owner, "host": new_owner}),
+                                (unsent, {"owner": new_owner})):
+                for start in range(0, len(ids), _ADOPT_CHUNK):
+                    conn.execute(sa.update(_JOBS).where(
+                        _JOBS.c.job_id.in_(ids[start:start + _ADOPT_CHUNK]),
+                        _JOBS.c.owner == dead_owner).values(**values))
+            return unfinished
 
         moved = self._db.transaction(f"adopting the jobs of {dead_owner}", body)
         if moved:
@@ -512,6 +518,14 @@ class JobStore:
         """
         return self._db.transaction(
             f"reading job {job_id}", lambda conn: bool(_row(conn, job_id).start_notified))
+
+    def end_notified(self, job_id: str) -> bool:
+        """Whether the job's terminal notification was recorded as sent.
+
+        :raises exception.NotFound: no such job.
+        """
+        return self._db.transaction(
+            f"reading job {job_id}", lambda conn: bool(_row(conn, job_id).end_notified))
 
     def unfinished(self, owner: str) -> list[str]:
         """Ids of the jobs ``owner`` has accepted or is running (oldest first)."""
