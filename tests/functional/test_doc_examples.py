@@ -13,7 +13,8 @@ Each literal block of the two documents is taken from the .rst and run:
   line's shape is found in the worker's log) and the job record (its keys are a real
   record's);
 * the remaining ``console`` blocks install the package (from a checkout or its wheel,
-  named for the distribution: it is on no package index) or are Karbor's CLI, which this machine has no karbor-api for: each
+  named for the distribution: it is on no package index) or are Karbor's CLI, which
+  this machine has no karbor-api for: each
   command names one of the calls the Karbor tier (``tests/karbor``) drives through
   Karbor's own code.
 

@@ -2,7 +2,7 @@
 
 They assert nothing about speed: the figures are for doc/performance.md.  The ones on
 RabbitMQ, Redis and MariaDB (memory, scaleout, fleet) are smoke-run by
-tests/functional/test_bench_smoke.py.
+tests/functional/test_bench_runs_on_services.py.
 """
 
 import pathlib
