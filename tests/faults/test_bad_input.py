@@ -257,8 +257,9 @@ def bad_requests(draw: st.DrawFn) -> Request:
     method = draw(st.sampled_from(sorted(SIGNATURES)))
     arguments = good_arguments(method)
     if kind == "version":
+        major, minor = (int(part) for part in contract.VERSION.split("."))
         namespace, version = draw(st.sampled_from([
-            (contract.NAMESPACE, "2.0"), (contract.NAMESPACE, "1.2"),
+            (contract.NAMESPACE, f"{major + 1}.0"), (contract.NAMESPACE, f"{major}.{minor + 1}"),
             (contract.NAMESPACE, "0.9"), ("karbor", "1.0"), (None, "1.0")]))
         return Request(method, arguments, namespace, version, "unsupported version")
     names = []
