@@ -223,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
          ["its unfinished jobs at the kill", len(m.killed_unfinished), ""],
          ["... of them ended on another worker (takeover)", len(m.taken_over()),
           len(m.killed_unfinished)],
+         ["... of them per worker that ended them", " / ".join(
+             str(n) for _, n in sorted(m.adopters().items())) or "", ""],
          ["seconds from the kill to the last of them ended",
           f"{m.takeover_seconds:.1f}" if m.takeover_seconds is not None else "", ""],
          ["peak RSS of any worker (MB, sampled every 0.5 s)", f"{peak:.0f}",

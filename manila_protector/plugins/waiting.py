@@ -1,13 +1,13 @@
 """Waiting for a Manila resource to reach a status: geometric backoff under a deadline.
 
 Why geometric: a job should finish about as soon as Manila does without
-hammering the API.  Sleeping ``(g - 1)`` times the time already waited (at
-least ``t0``) keeps the lateness -- the time between Manila finishing and us
-noticing -- within ``max(t0, (g - 1) * T)`` for an operation that takes ``T``,
-at the cost of about ``ln(T / t0) / ln(g)`` polls.  The default ``g = 1.25``
-keeps the lateness within a quarter of the time waited: a job ends by
-``1.25 * T + t0``.  Jitter only ever *shortens* an interval, so it never
-breaks that bound.
+hammering the API. Polling ``(g - 1)`` times the time already waited (at least
+``t0``) after the previous poll began keeps the lateness -- the time between
+Manila finishing and us noticing -- within ``max(t0, (g - 1) * T)`` for an
+operation that takes ``T``, at the cost of about ``ln(T / t0) / ln(g)`` polls.
+The default ``g = 1.25`` keeps the lateness within a quarter of the time
+waited: a job ends by ``1.25 * T + t0``. Jitter only ever *shortens* an
+interval, so it never breaks that bound.
 
 A long wait says so: an INFO line every :data:`LOG_EVERY` seconds of it (what
 is waited for, the status Manila last showed, the time waited, the time left
@@ -222,6 +222,7 @@ class Waiter:
         while True:
             polls += 1
             counted[0] = polls
+            polled_at = self.clock.now()
             try:
                 outcome = probe()
                 last_error = None
@@ -243,8 +244,12 @@ class Waiter:
                 raise deadline.expired(f"{what} {state}", {"status": seen, "polls": polls})
             if tick is not None:
                 tick(pending(), self.clock.now() - started, remaining)
-            interval = self.policy.next_interval(self.clock.now() - started, self._rng)
-            wake = self.clock.now() + min(interval, remaining)
+            now = self.clock.now()
+            interval = self.policy.next_interval(now - started, self._rng)
+            # Counted from the poll's start (Manila's answer took part of it), but at
+            # least half of it a pause: a slow answer is not followed at once by another.
+            wake = max(polled_at + interval, now + interval / 2)
+            wake = min(wake, now + remaining)
             while True:
                 now = self.clock.now()
                 if now >= next_line:

@@ -12,7 +12,10 @@ failing does not skip the others, and none ends the worker):
 * **takeover**: a worker that owns jobs in the store but has been missing from
   the group for ``takeover_after`` seconds is gone for good -- adopt its jobs
   and resume them here (their job tags mean no second snapshot or share; of
-  several workers adopting at once each job goes to exactly one);
+  several workers adopting at once each job goes to exactly one).  A chunk at
+  a time (what this worker can start soon, see ``JobRunner.adopt``), every
+  :data:`ADOPT_PERIOD` seconds until none is left, so that the live workers
+  share a dead one's jobs instead of the first to notice queueing them all;
 * **sweep**: delete what failed jobs made and could not delete, under the share's
   lock, with the service's own ``[manila]`` credentials (without them, what is
   left stays named in the failed jobs' errors);
@@ -32,6 +35,9 @@ LOG = logging.getLogger(__name__)
 
 #: Seconds between two purges of old finished jobs.
 PURGE_PERIOD = 3600.0
+#: Seconds between two takeover rounds while a dead worker still has jobs to adopt
+#: (the other steps keep their interval).
+ADOPT_PERIOD = 1.0
 
 
 class Membership(typing.Protocol):
@@ -72,6 +78,8 @@ class Housekeeper:
         self._retention = retention
         self._clock = clock
         self._missing_since: dict[str, float] = {}
+        # Owners gone for good whose jobs are being adopted, a chunk per round.
+        self._adopting: set[str] = set()
         self._last_purge: float | None = None
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -86,21 +94,32 @@ class Housekeeper:
             self._thread.join(timeout)
 
     def _loop(self) -> None:
-        while not self._stopped.wait(self._interval):
-            self.run_once()
+        last_round = self._clock()
+        while True:
+            pause = min(self._interval, ADOPT_PERIOD) if self._adopting else self._interval
+            if self._stopped.wait(pause):
+                return
+            if self._clock() - last_round >= self._interval - pause / 2:
+                last_round = self._clock()
+                self.run_once()
+            else:  # a takeover in progress: its next chunk
+                self._step(self.take_over)
 
     def run_once(self) -> None:
         """One round of every step (each one's failure is logged, the others still run)."""
         for step in (self.rejoin, self.resend, self.resume, self.take_over, self.sweep,
                      self.purge):
-            try:
-                step()
-            except exception.ProtectorError as exc:
-                LOG.warning("housekeeping: %s failed (%s); trying again next round",
-                            step.__name__, exc)
-            except Exception:  # noqa: BLE001 - housekeeping must not end the worker
-                LOG.exception("housekeeping: %s failed; trying again next round",
-                              step.__name__)
+            self._step(step)
+
+    @staticmethod
+    def _step(step: typing.Callable[[], typing.Any]) -> None:
+        try:
+            step()
+        except exception.ProtectorError as exc:
+            LOG.warning("housekeeping: %s failed (%s); trying again next round",
+                        step.__name__, exc)
+        except Exception:  # noqa: BLE001 - housekeeping must not end the worker
+            LOG.exception("housekeeping: %s failed; trying again next round", step.__name__)
 
     def rejoin(self) -> None:
         self._membership.join(self._group, self._capabilities)
@@ -115,27 +134,37 @@ class Housekeeper:
         self._runner.resume_strays()
 
     def take_over(self) -> list[str]:
-        """Adopt the jobs of every owner missing from the group for ``takeover_after``.
+        """Adopt a chunk of the jobs of every owner missing from the group for
+        ``takeover_after`` (the next round adopts the next chunk).
 
-        :returns: the owners whose jobs were adopted this round.
+        :returns: the owners whose jobs were adopted from this round.
         """
         live = set(self._membership.members(self._group))
         now = self._clock()
         owners = self._store.owners() - {self._host}
         for gone in set(self._missing_since) - owners:
-            self._missing_since.pop(gone)  # its work is done (or adopted elsewhere)
+            # Its work is done, or adopted (here or elsewhere).
+            self._missing_since.pop(gone)
+            if gone in self._adopting:
+                self._adopting.discard(gone)
+                LOG.info("housekeeping: worker %s has no job left to adopt", gone)
         adopted = []
         for owner in sorted(owners):
             if owner in live:
                 self._missing_since.pop(owner, None)
+                self._adopting.discard(owner)  # it came back: it resumes its own jobs
                 continue
             since = self._missing_since.setdefault(owner, now)
             if now - since < self._takeover_after:
                 continue
+            if owner not in self._adopting:
+                self._adopting.add(owner)
+                LOG.warning("worker %s has been missing from %s for %.0f s: adopting its "
+                            "unfinished jobs, a share of them on each live worker", owner,
+                            self._group, now - since)
             count = self._runner.adopt(owner)
-            LOG.warning("worker %s has been missing from %s for %.0f s: adopted %d of its "
-                        "unfinished job(s)", owner, self._group, now - since, count)
-            self._missing_since.pop(owner, None)
+            if count:
+                LOG.info("housekeeping: adopted %d job(s) of worker %s", count, owner)
             adopted.append(owner)
         return adopted
 

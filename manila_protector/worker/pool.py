@@ -40,6 +40,11 @@ class Pool:
         # Ids queued or running: a job is never in the pool twice.
         self._held: set[str] = set()
 
+    @property
+    def size(self) -> int:
+        """Jobs that may run at once."""
+        return len(self._threads)
+
     def start(self) -> None:
         for thread in self._threads:
             thread.start()

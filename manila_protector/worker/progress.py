@@ -38,7 +38,9 @@ class PhaseStore(typing.Protocol):
     """Where phases are recorded (``worker.store.api.JobStore``)."""
 
     def set_phase(self, job_id: str, owner: str, phase: str, *, detail: str | None = None,
-                  deadline: datetime.datetime | None = None) -> jobs.JobRecord: ...
+                  deadline: datetime.datetime | None = None) -> None: ...
+
+    def get(self, job_id: str) -> jobs.JobRecord: ...
 
 
 class JobProgress:
@@ -67,7 +69,8 @@ class JobProgress:
         self._interval = interval
         self._wall = wall
         self._current: tuple[str, str | None] | None = None
-        self._held: jobs.JobRecord | None = None
+        # A recorded phase not announced yet (its record is read when it is sent).
+        self._held = False
         self._last_sent: float | None = None
 
     def phase(self, phase: str, *, detail: str | None = None,
@@ -80,13 +83,13 @@ class JobProgress:
         deadline = (None if remaining is None
                     else self._wall() + datetime.timedelta(seconds=remaining))
         try:
-            record = self._store.set_phase(self._job_id, self._owner, phase, detail=detail,
-                                           deadline=deadline)
+            self._store.set_phase(self._job_id, self._owner, phase, detail=detail,
+                                  deadline=deadline)
         except exception.ProtectorError as exc:
             LOG.warning("job %s: phase %s not recorded: %s", self._job_id, phase, exc)
             return
         LOG.debug("job %s: phase %s (%s)", self._job_id, phase, detail or "-")
-        self._held = record
+        self._held = True
         self._send_if_due()
 
     def waiting(self, *, status: str | None, elapsed: float, remaining: float) -> None:
@@ -94,11 +97,16 @@ class JobProgress:
         self._send_if_due()
 
     def _send_if_due(self) -> None:
-        if self._held is None:
+        if not self._held:
             return
         now = self._clock.now()
         if self._last_sent is not None and now - self._last_sent < self._interval:
             return
-        record, self._held = self._held, None
+        self._held = False
         self._last_sent = now
+        try:
+            record = self._store.get(self._job_id)  # the latest phase, as recorded
+        except exception.ProtectorError as exc:
+            LOG.warning("job %s: progress not announced: %s", self._job_id, exc)
+            return
         self._announce(record)

@@ -203,17 +203,29 @@ class JobRunner:
         return len(resumed)
 
     def adopt(self, dead_owner: str) -> int:
-        """Take over the jobs of a worker gone for good, and resume them here.
+        """Take over a chunk of the jobs of a worker gone for good, and resume them here.
+
+        The chunk is what this worker can start soon -- its free slots and as many
+        again queued, less what already waits here -- and never less than
+        ``max_concurrent_jobs``, so that a busy fleet still takes a dead worker's
+        jobs over in bounded time.  Housekeeping calls it every round until the
+        dead worker has none left: every live worker takes its part, rather than
+        the first one to notice queueing them all behind its own.
 
         :returns: the number of unfinished jobs adopted.
         """
-        adopted = self._store.adopt(dead_owner, self.host)
+        adopted = self._store.adopt(dead_owner, self.host, limit=self.adoption_chunk())
         for job_id in adopted:
             LOG.info("job %s: adopted from worker %s, resuming", job_id, dead_owner)
             self._requeued(job_id)
             self._schedule(job_id)
         self.resend_notifications()
         return len(adopted)
+
+    def adoption_chunk(self) -> int:
+        """How many of a dead worker's jobs to adopt now (see :meth:`adopt`)."""
+        slots = self._pool.size
+        return max(slots, 2 * slots - self._pool.running - self._pool.queued)
 
     def resume_strays(self) -> int:
         """Schedule this worker's unfinished jobs that no thread here holds.

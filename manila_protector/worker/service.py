@@ -17,7 +17,7 @@ as long as it takes, and SIGTERM ends it at any time.
 from __future__ import annotations
 
 # First, before oslo.messaging: keeps eventlet out of the process (see the module).
-from manila_protector.worker import threads  # noqa: F401
+from manila_protector.worker import threads
 
 import fcntl
 import gc
@@ -420,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     Exit status: 0 stopped, 78 (EX_CONFIG) a configuration the worker refuses --
     one line on stderr naming the option, no traceback.
     """
+    threads.limit_malloc_arenas()  # before any thread starts
     conf = cfg.CONF  # oslo.messaging registers some options only on the global CONF
     prepare_conf(conf)
     try:

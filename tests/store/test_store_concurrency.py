@@ -10,6 +10,8 @@ import random
 import threading
 import uuid
 
+import pytest
+
 from manila_protector.worker.store import api as store_api
 
 from support import store_child
@@ -89,7 +91,8 @@ def _each_job_once(store, unfinished, results):
         assert all(store.load(job_id).owner == adopter for job_id in ids)
 
 
-def test_threads_adopting_one_dead_worker_take_each_job_once(store, make_store):
+@pytest.mark.parametrize("chunk", [None, 3], ids=["all-at-once", "in-chunks"])
+def test_threads_adopting_one_dead_worker_take_each_job_once(store, make_store, chunk):
     unfinished = _adopt_setup(store, "dead")
     adopters = [f"alive-{i}" for i in range(RACERS)]
     stores = {adopter: make_store() for adopter in adopters}
@@ -97,7 +100,7 @@ def test_threads_adopting_one_dead_worker_take_each_job_once(store, make_store):
 
     def race(adopter):
         barrier.wait(timeout=60)
-        return stores[adopter].adopt("dead", adopter)
+        return store_child.adopt_all(stores[adopter], "dead", adopter, chunk)
 
     with concurrent.futures.ThreadPoolExecutor(len(adopters)) as pool:
         results = dict(zip(adopters, pool.map(race, adopters), strict=True))
@@ -137,14 +140,15 @@ def test_processes_accepting_one_job_id_create_it_once(server_url, store_key):
     _one_creator_each(results, orders)
 
 
-def test_processes_adopting_one_dead_worker_take_each_job_once(server_url, store_key):
+@pytest.mark.parametrize("chunk", [None, 3], ids=["all-at-once", "in-chunks"])
+def test_processes_adopting_one_dead_worker_take_each_job_once(server_url, store_key, chunk):
     store = store_api.JobStore.from_url(server_url, token_keys=[store_key])
     try:
         dead = f"dead-{uuid.uuid4().hex[:8]}"
         unfinished = _adopt_setup(store, dead)
         adopters = [f"alive-{uuid.uuid4().hex[:8]}" for _ in range(RACERS)]
         results = _in_processes(store_child.adopt_race, {
-            adopter: (server_url, store_key, dead, adopter) for adopter in adopters})
+            adopter: (server_url, store_key, dead, adopter, chunk) for adopter in adopters})
         _each_job_once(store, unfinished, results)
     finally:
         store.close()

@@ -211,9 +211,32 @@ def test_adopt_moves_unfinished_jobs_and_unsent_notifications(store):
     assert store.adopt("dead", "other") == []
 
 
-def test_a_worker_cannot_adopt_itself(store):
+def test_adopt_with_a_limit_moves_the_oldest_unfinished_jobs_a_chunk_at_a_time(store):
+    unfinished = [store_child.request() for _ in range(5)]
+    unsent = store_child.request()
+    for job in (*unfinished, unsent):
+        accept(store, job, owner="dead")
+    store.finish(unsent.job_id, "dead", result={})
+    ids = [job.job_id for job in unfinished]
+
+    assert store.adopt("dead", "alive-1", limit=2) == ids[:2]
+    # Every unsent notification goes with the first chunk.
+    assert [r.job_id for r in store.unnotified("alive-1")] == [unsent.job_id]
+    assert store.adopt("dead", "alive-2", limit=2) == ids[2:4]
+    assert store.unfinished("dead") == ids[4:]
+    assert store.owners() >= {"dead", "alive-1", "alive-2"}
+    assert store.adopt("dead", "alive-1", limit=2) == ids[4:]
+    assert store.adopt("dead", "alive-2", limit=2) == []
+    assert "dead" not in store.owners()
+    assert [store.load(j).record.host for j in ids] == ["alive-1"] * 2 + ["alive-2"] * 2 + [
+        "alive-1"]
+
+
+def test_a_worker_cannot_adopt_itself_nor_adopt_nothing(store):
     with pytest.raises(ValueError):
         store.adopt("worker-a", "worker-a")
+    with pytest.raises(ValueError):
+        store.adopt("dead", "worker-a", limit=0)
 
 
 def test_purge_forgets_only_finished_notified_jobs_past_retention(store):

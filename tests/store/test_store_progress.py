@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import uuid
 
 import pytest
 
@@ -31,8 +32,9 @@ def test_an_accepted_job_is_queued_since_it_was_created(store):
 def test_the_owners_phase_is_what_every_other_worker_reads(store, make_store):
     job_id = accept_and_begin(store)
     deadline = datetime.datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=datetime.UTC)
-    recorded = store.set_phase(job_id, "worker-a", progress.WAITING_FOR_MANILA,
-                               detail="snapshot 1234 of share 5678", deadline=deadline)
+    store.set_phase(job_id, "worker-a", progress.WAITING_FOR_MANILA,
+                    detail="snapshot 1234 of share 5678", deadline=deadline)
+    recorded = store.get(job_id)
     assert recorded.phase == progress.WAITING_FOR_MANILA
     assert recorded.phase_detail == "snapshot 1234 of share 5678"
     assert recorded.deadline == "2031-05-06T07:08:09.123456+00:00"
@@ -47,7 +49,8 @@ def test_a_new_phase_replaces_the_last_and_an_unbounded_one_has_no_deadline(stor
     job_id = accept_and_begin(store)
     store.set_phase(job_id, "worker-a", progress.WAITING_FOR_LOCK, detail="share s",
                     deadline=datetime.datetime.now(datetime.UTC))
-    record = store.set_phase(job_id, "worker-a", progress.CHECKING)
+    store.set_phase(job_id, "worker-a", progress.CHECKING)
+    record = store.get(job_id)
     assert (record.phase, record.phase_detail, record.deadline) == (progress.CHECKING, None,
                                                                    None)
 
@@ -57,6 +60,8 @@ def test_only_the_owner_records_a_phase(store):
     with pytest.raises(exception.NotOwner):
         store.set_phase(job_id, "worker-b", progress.CHECKING)
     assert store.get(job_id).phase == progress.QUEUED
+    with pytest.raises(exception.NotFound):
+        store.set_phase(str(uuid.uuid4()), "worker-a", progress.CHECKING)
 
 
 def test_a_finished_job_has_no_phase_and_takes_none(store):
@@ -73,7 +78,7 @@ def test_a_finished_job_has_no_phase_and_takes_none(store):
 
 def test_a_long_detail_is_cut_and_an_unknown_phase_refused(store):
     job_id = accept_and_begin(store)
-    record = store.set_phase(job_id, "worker-a", progress.CHECKING, detail="x" * 1000)
-    assert record.phase_detail == "x" * progress.MAX_DETAIL
+    store.set_phase(job_id, "worker-a", progress.CHECKING, detail="x" * 1000)
+    assert store.get(job_id).phase_detail == "x" * progress.MAX_DETAIL
     with pytest.raises(ValueError, match="unknown phase"):
         store.set_phase(job_id, "worker-a", "sleeping")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 import json
 import pathlib
+import subprocess
+import sys
 
 import pytest
 import sqlalchemy as sa
@@ -125,3 +127,35 @@ def test_an_unreachable_database_is_a_retryable_store_unavailable(store_key):
     assert caught.value.retryable and caught.value.code == "store_unavailable"
     assert "pa55-w0rd-xyz" not in str(caught.value)
     assert "pa55-w0rd-xyz" not in store.database.safe_url
+
+
+def test_the_revisions_the_worker_checks_are_the_migrations_alembic_runs():
+    from alembic import config as alembic_config
+    from alembic import script as alembic_script
+
+    config = alembic_config.Config()
+    config.set_main_option("script_location", "manila_protector.worker.store:migrations")
+    scripts = alembic_script.ScriptDirectory.from_config(config)
+    oldest_first = [r.revision for r in reversed(list(scripts.walk_revisions()))]
+    assert tuple(oldest_first) == schema.REVISIONS
+    assert scripts.get_heads() == [schema.head()]
+
+
+def test_a_worker_on_an_up_to_date_store_never_loads_alembic(tmp_path):
+    # alembic is ~11 MB of a worker's memory and is needed only to migrate.
+    code = f"""
+import sys
+from manila_protector.worker.store import api, schema
+store = api.JobStore.from_url("sqlite:///{tmp_path / 'jobs.sqlite'}",
+                              key_file="{tmp_path / 'token.key'}")
+loaded = "alembic" in sys.modules
+schema.upgrade(store.database)            # a first start migrates: alembic loads
+print(loaded, "alembic" in sys.modules)
+"""
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True, timeout=120)
+    assert first.stdout.split() == ["False", "True"]
+    again = code.replace("loaded = ", "store.check_schema(); loaded = ")
+    second = subprocess.run([sys.executable, "-c", again], capture_output=True, text=True,
+                            check=True, timeout=120)
+    assert second.stdout.split() == ["False", "False"]

@@ -175,6 +175,10 @@ class FleetRun:
         return sorted(j for j in self.killed_unfinished
                       if self.ended_on.get(j) not in (None, self.killed))
 
+    def adopters(self) -> dict[str, int]:
+        """Per worker that ended some of the killed worker's unfinished jobs: how many."""
+        return dict(collections.Counter(self.ended_on[j] for j in self.taken_over()))
+
 
 def run(
     *,

@@ -62,16 +62,28 @@ def accept_race(url: str, key: str, job_ids: list[str], owner: str,
         store.close()
 
 
-def adopt_race(url: str, key: str, dead_owner: str, new_owner: str,
+def adopt_race(url: str, key: str, dead_owner: str, new_owner: str, chunk: int | None,
                barrier: typing.Any) -> list[str]:
-    """Adopt ``dead_owner``'s jobs as ``new_owner``; the ids moved."""
+    """Adopt ``dead_owner``'s jobs as ``new_owner``, ``chunk`` at a time until none is
+    left (None: all at once); the ids moved."""
     warnings.simplefilter("ignore")
     store = store_api.JobStore.from_url(url, token_keys=[key])
     try:
         barrier.wait(timeout=60)
-        return store.adopt(dead_owner, new_owner)
+        return adopt_all(store, dead_owner, new_owner, chunk)
     finally:
         store.close()
+
+
+def adopt_all(store: store_api.JobStore, dead_owner: str, new_owner: str,
+              chunk: int | None) -> list[str]:
+    """What housekeeping does round after round: adopt ``chunk`` jobs until none is left."""
+    moved: list[str] = []
+    while True:
+        ids = store.adopt(dead_owner, new_owner, limit=chunk)
+        moved.extend(ids)
+        if chunk is None or not ids:
+            return moved
 
 
 def reporting(name: str, target: typing.Callable[..., typing.Any],

@@ -172,6 +172,68 @@ def test_a_worker_missing_for_takeover_after_has_its_jobs_adopted_once():
     assert runner.adopted == ["gone"]     # never the live one, never ourselves
 
 
+class _ChunkedRunner(_Runner):
+    """Adopts ``chunk`` of a dead owner's ``left`` jobs per call, as the store does."""
+
+    def __init__(self, store, left, chunk):
+        super().__init__()
+        self._store, self.left, self._chunk = store, dict(left), chunk
+
+    def adopt(self, owner):
+        moved = min(self._chunk, self.left[owner])
+        self.left[owner] -= moved
+        if not self.left[owner]:
+            self._store._owners.discard(owner)
+        self.adopted.append((owner, moved))
+        return moved
+
+
+def test_a_dead_workers_jobs_are_adopted_a_chunk_per_round_until_none_is_left(caplog):
+    now = [1000.0]
+    store = _Store({"me", "gone"})
+    runner = _ChunkedRunner(store, {"gone": 20}, chunk=8)
+    keeper = housekeeping.Housekeeper(
+        runner=runner, store=store, membership=_Membership(live={"me"}), group="g",
+        host="me", capabilities={}, interval=60, takeover_after=300, retention=0,
+        clock=lambda: now[0])
+    keeper.take_over()
+    now[0] += 301
+    with caplog.at_level("INFO"):
+        rounds = [keeper.take_over() for _ in range(4)]
+
+    # The takeover is not started again after each chunk: no new takeover_after wait.
+    assert rounds == [["gone"], ["gone"], ["gone"], []]
+    assert runner.adopted == [("gone", 8), ("gone", 8), ("gone", 4)]
+    assert caplog.text.count("adopting its unfinished jobs") == 1
+    assert "worker gone has no job left to adopt" in caplog.text
+
+
+def test_housekeeping_takes_the_next_chunk_every_adopt_period_not_every_interval():
+    store = _Store({"me", "gone"})
+    runner = _ChunkedRunner(store, {"gone": 30}, chunk=10)
+    adopted_all = threading.Event()
+    adopt = runner.adopt
+
+    def adopt_and_tell(owner):
+        moved = adopt(owner)
+        if not runner.left[owner]:
+            adopted_all.set()
+        return moved
+
+    runner.adopt = adopt_and_tell
+    keeper = housekeeping.Housekeeper(
+        runner=runner, store=store, membership=_Membership(live={"me"}), group="g",
+        host="me", capabilities={}, interval=3600, takeover_after=0, retention=0)
+    keeper.take_over()             # the first chunk, as the first round would
+    keeper.start()
+    try:
+        # With an interval of an hour, only the takeover rounds can adopt the rest.
+        assert adopted_all.wait(timeout=30)
+    finally:
+        keeper.stop()
+    assert [moved for _, moved in runner.adopted] == [10, 10, 10]
+
+
 def test_a_worker_that_comes_back_is_not_adopted():
     now = [1000.0]
     runner, membership = _Runner(), _Membership(live={"me"})

@@ -16,9 +16,9 @@ The journal's guarantees carry over, now across the fleet:
   :meth:`~JobStore.begin` and :meth:`~JobStore.finish` act only for the current
   owner (a fencing check in the same transaction): a worker whose jobs were
   adopted while it was presumed dead gets :class:`exception.NotOwner` and must
-  let the job go.  :meth:`~JobStore.adopt` moves a dead worker's jobs in one
-  transaction of locking reads, so of several adopters each job goes to exactly
-  one.
+  let the job go.  :meth:`~JobStore.adopt` moves a dead worker's jobs (all, or
+  a chunk of the oldest) in one transaction of locking reads, so of several
+  adopters each job goes to exactly one.
 - **Terminal notification exactly once**: :meth:`~JobStore.finish` records the
   outcome once (a second finish returns the first outcome);
   :meth:`~JobStore.mark_notified` records that the notification went out;
@@ -357,16 +357,17 @@ class JobStore:
         return self._db.transaction(f"finishing job {job_id}", body)
 
     def set_phase(self, job_id: str, owner: str, phase: str, *, detail: str | None = None,
-                  deadline: datetime.datetime | None = None) -> jobs.JobRecord:
+                  deadline: datetime.datetime | None = None) -> None:
         """Record the phase a running job entered (now), what it is about and its deadline.
 
-        One short transaction, fenced like :meth:`finish`: only the owner of an
-        unfinished job records its phase.
+        One fenced UPDATE, like :meth:`finish`: only the owner of an unfinished job
+        records its phase.  (A job records several phases; reading its record back
+        each time cost a protect a quarter of its worker's CPU time in
+        ``bench.fleet``: whoever needs the record reads it with :meth:`get`.)
 
         :param phase: one of :data:`manila_protector.progress.PHASES`.
         :param detail: what the phase is about; cut to ``progress.MAX_DETAIL`` characters.
         :param deadline: when the stage must end by (aware, or naive UTC); None: unbounded.
-        :returns: the job's record with its new phase.
         :raises exception.NotOwner: the job is finished, or another worker's now.
         :raises exception.NotFound: no such job.
         :raises ValueError: an unknown phase.
@@ -377,19 +378,22 @@ class JobStore:
             deadline = deadline.astimezone(datetime.UTC).replace(tzinfo=None)
         detail = detail[:progress.MAX_DETAIL] if detail else None
 
-        def body(conn: sa.Connection) -> jobs.JobRecord:
-            row = _row(conn, job_id, lock=True)
+        def body(conn: sa.Connection) -> None:
+            done = conn.execute(sa.update(_JOBS).where(
+                _JOBS.c.job_id == job_id, _JOBS.c.owner == owner,
+                _JOBS.c.status.in_(sorted(UNFINISHED))).values(
+                phase=phase, phase_detail=detail, phase_started_at=_now(),
+                deadline=deadline))
+            if done.rowcount:
+                return
+            row = _row(conn, job_id)  # not recorded: say why
             if row.status not in UNFINISHED:
                 raise exception.NotOwner(
                     f"job {job_id} is {row.status}; its phase is no longer recorded",
                     details={"job_id": job_id, "owner": row.owner})
             self._fence(row, owner, "record the phase of")
-            conn.execute(sa.update(_JOBS).where(_JOBS.c.job_id == job_id).values(
-                phase=phase, phase_detail=detail, phase_started_at=_now(),
-                deadline=deadline))
-            return _record(_row(conn, job_id))
 
-        return self._db.transaction(f"recording job {job_id}'s phase", body)
+        self._db.transaction(f"recording job {job_id}'s phase", body)
 
     def leftovers(self, limit: int = 100) -> list[Leftover]:
         """What failed jobs made and could not delete (oldest first), for the sweeper."""
@@ -423,28 +427,35 @@ class JobStore:
 
         self._db.transaction(f"marking job {job_id} notified", body)
 
-    def adopt(self, dead_owner: str, new_owner: str) -> list[str]:
+    def adopt(self, dead_owner: str, new_owner: str, *, limit: int | None = None) -> list[str]:
         """Move the jobs of a worker gone for good to ``new_owner``, atomically.
 
-        Moves its unfinished jobs (their records then name ``new_owner`` as ``host``)
-        and its finished jobs whose terminal notification was not recorded as sent
-        (the new owner finds those with :meth:`unnotified`).
-        Of several workers adopting the same dead one at once, each job goes to
-        exactly one of them.
+        Moves its oldest unfinished jobs, at most ``limit`` of them (their records
+        then name ``new_owner`` as ``host``), and all its finished jobs whose
+        terminal notification was not recorded as sent (the new owner finds those
+        with :meth:`unnotified`).  Of several workers adopting the same dead one at
+        once, each job goes to exactly one of them: so a fleet spreads a dead
+        worker's jobs by each live worker adopting a chunk at a time.
 
+        :param limit: the most unfinished jobs to move (None: all of them).
         :returns: the ids of the unfinished jobs moved (oldest first): the jobs to resume.
-        :raises ValueError: ``dead_owner`` is ``new_owner``.
+        :raises ValueError: ``dead_owner`` is ``new_owner``, or ``limit`` is below 1.
         """
         if dead_owner == new_owner:
             raise ValueError("a worker cannot adopt its own jobs")
+        if limit is not None and limit < 1:
+            raise ValueError(f"adopt at least one job, not {limit}")
 
         def body(conn: sa.Connection) -> list[str]:
-            rows = conn.execute(
-                sa.select(_JOBS.c.job_id, _JOBS.c.status)
-                .where(_JOBS.c.owner == dead_owner, self._has_work())
-                .order_by(_JOBS.c.created_at, _JOBS.c.job_id).with_for_update()).all()
-            unfinished = [row.job_id for row in rows if row.status in UNFINISHED]
-            unsent = [row.job_id for row in rows if row.status not in UNFINISHED]
+            unfinished = [row.job_id for row in conn.execute(
+                sa.select(_JOBS.c.job_id)
+                .where(_JOBS.c.owner == dead_owner, _JOBS.c.status.in_(sorted(UNFINISHED)))
+                .order_by(_JOBS.c.created_at, _JOBS.c.job_id).limit(limit).with_for_update())]
+            unsent = [row.job_id for row in conn.execute(
+                sa.select(_JOBS.c.job_id)
+                .where(_JOBS.c.owner == dead_owner, _JOBS.c.status.in_(sorted(jobs.TERMINAL)),
+                       _JOBS.c.end_notified.is_(False))
+                .order_by(_JOBS.c.created_at, _JOBS.c.job_id).with_for_update())]
             # An unfinished job runs on the new owner: its record names it (``host``);
             # a finished one keeps the host that ran it.
             for ids, values in ((unfinished, {"owner": new_owner, "host": new_owner}),
