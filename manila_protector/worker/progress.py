@@ -5,8 +5,9 @@ The plugin core reports phases and polls to a :class:`JobProgress` (the
 recorded in the shared job store at once -- ``get_job`` and ``list_jobs`` on
 any worker show it -- and announced with a ``manila_protector.<operation>.progress``
 notification, at most one per job every ``[worker] progress_interval``
-seconds: a phase change within that interval of the last notification is held
-back, and only the latest such phase is sent, as soon as the interval has
+seconds, the first no sooner than that after the job began to run (its
+``.start`` announced it): a phase change within that interval of the last
+notification is held back, and only the latest such phase is sent, as soon as the interval has
 passed (at the job's next phase change or next poll of Manila, which comes at
 most ``[manila] poll_max_interval`` later).  A job's terminal notification is
 never held back or replaced by progress: the runner sends it as before.
@@ -71,7 +72,9 @@ class JobProgress:
         self._current: tuple[str, str | None] | None = None
         # A recorded phase not announced yet (its record is read when it is sent).
         self._held = False
-        self._last_sent: float | None = None
+        # The job's .start announced it: the first .progress comes an interval after
+        # it began to run (a job that ends sooner is announced by .start and .end).
+        self._last_sent = clock.now()
 
     def phase(self, phase: str, *, detail: str | None = None,
               remaining: float | None = None) -> None:
@@ -100,7 +103,7 @@ class JobProgress:
         if not self._held:
             return
         now = self._clock.now()
-        if self._last_sent is not None and now - self._last_sent < self._interval:
+        if now - self._last_sent < self._interval:
             return
         self._held = False
         self._last_sent = now

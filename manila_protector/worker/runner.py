@@ -487,7 +487,7 @@ class JobRunner:
 
     def _run_stored(self, stored: store_api.StoredJob) -> None:
         job_id = stored.record.job_id
-        if not self._store.start_notified(job_id):
+        if not stored.start_notified:
             self._announce_start(stored.record)
         request = stored.request
         caller = identity.Caller.from_dict(stored.context, stored.auth_token)

@@ -106,11 +106,12 @@ def test_begin_marks_running_and_start_is_notified_apart(store):
     assert stored.record.started_at is not None
     assert stored.auth_token == "token-1"
     # Recorded only once the broker confirmed the .start notification.
-    assert not store.start_notified(job.job_id)
+    assert not store.start_notified(job.job_id) and not stored.start_notified
     store.mark_notified(job.job_id, terminal=False)
     assert store.start_notified(job.job_id)
     again = store.begin(job.job_id, "worker-a")  # a resumed job keeps its first start
     assert again.record.started_at == stored.record.started_at
+    assert again.start_notified   # a resumed job does not announce its start again
 
 
 def test_begin_by_a_worker_that_does_not_own_the_job_is_refused(store):

@@ -115,6 +115,8 @@ class StoredJob:
     #: The caller's token (decrypted), None if the job has none (or it was undecryptable).
     auth_token: str | None = dataclasses.field(default=None, repr=False)
     owner: str | None = None
+    #: Whether its ``.start`` was recorded as sent (:meth:`JobStore.mark_notified`).
+    start_notified: bool = False
 
 
 def _now() -> datetime.datetime:
@@ -630,4 +632,5 @@ class JobStore:
                             row.job_id, row.share_id)
         return StoredJob(
             record=_record(row), request=jobs.JobRequest(**json.loads(row.request)),
-            context=json.loads(row.context), auth_token=token, owner=row.owner)
+            context=json.loads(row.context), auth_token=token, owner=row.owner,
+            start_notified=bool(row.start_notified))
