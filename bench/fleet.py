@@ -101,7 +101,8 @@ def one_run(args: argparse.Namespace, standin: standin_server.ManilaStandIn,
     print(f"({workers_count} worker(s), {jobs_count} jobs: done in {done.seconds:.1f} s, "
           f"{done.rate:.2f} jobs/s, ideal {done.ideal_seconds:.1f} s, peak RSS "
           f"{max(done.peak_rss_mib.values()):.0f} MB, orphans {done.orphans()}, duplicates "
-          f"{len(done.duplicates())}, failed {len(done.failed())}, machine busy {share:.0%}; "
+          f"{len(done.duplicates())}, failed {len(done.failed())} {done.error_codes or ''}, "
+          f"machine busy {share:.0%}; "
           f"{fleet.machine_load()})", file=sys.stderr, flush=True)
     return done, share
 
@@ -235,8 +236,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{ratio:.2f}", f">= {SCALE_TARGET}"]],
         title=f"The fleet run: {m.jobs:,} jobs cast at once to {m.workers} workers x "
               f"{m.slots} slots, store on MariaDB, locks on Redis:")
-    if m.error_codes:
-        report.note(f"Failures by code: {m.error_codes}")
+    for run, _ in runs:
+        if run.error_codes:
+            report.note(f"Failures by code, {run.workers} worker(s) x {run.jobs} jobs"
+                        f"{' (the fleet run)' if run is m else ''}: {run.error_codes}")
     report.note(f"Whole benchmark {took:.0f} s; machine at the end: {fleet.machine_load()}.")
     report.figure(
         f"fleet: {m.jobs:,} jobs on {m.workers} workers, one killed: orphans {orphans}, "

@@ -272,31 +272,30 @@ class JobStore:
         ciphertext = self._cipher.encrypt(auth_token) if auth_token else None
 
         def body(conn: sa.Connection) -> tuple[jobs.JobRecord, bool]:
-            row = conn.execute(sa.select(_JOBS).where(_JOBS.c.job_id == request.job_id)
-                               .with_for_update()).first()
-            if row is not None:
-                existing = _record(row)
-                if not request.same_job_as(existing.operation, existing.share_id):
-                    raise exception.JobConflict(
-                        f"job {request.job_id} is a {existing.operation} of share "
-                        f"{existing.share_id}; it cannot be reused for a {request.operation} "
-                        f"of share {request.share_id}",
-                        details={"job_id": request.job_id, "operation": existing.operation,
-                                 "share_id": existing.share_id})
-                if ciphertext and not existing.finished and existing.project_id == project_id:
-                    _put_token(conn, request.job_id, ciphertext)
-                return existing, False
             now = _now()
-            conn.execute(sa.insert(_JOBS).values(
-                job_id=request.job_id, operation=request.operation, share_id=request.share_id,
-                project_id=project_id, owner=owner, status=jobs.ACCEPTED,
-                request=request_json, context=context_json, host=host, request_id=request_id,
-                created_at=now, start_notified=False, end_notified=False,
-                phase=progress.QUEUED, phase_started_at=now))
-            if ciphertext:
-                conn.execute(sa.insert(_TOKENS).values(job_id=request.job_id,
-                                                       token=ciphertext))
-            return _record(_row(conn, request.job_id)), True
+            # Inserted first: a locking read of an absent key deadlocks concurrent
+            # accepts on MariaDB (see engine.insert_new).
+            if engine_mod.insert_new(conn, sa.insert(_JOBS).values(
+                    job_id=request.job_id, operation=request.operation,
+                    share_id=request.share_id, project_id=project_id, owner=owner,
+                    status=jobs.ACCEPTED, request=request_json, context=context_json,
+                    host=host, request_id=request_id, created_at=now, start_notified=False,
+                    end_notified=False, phase=progress.QUEUED, phase_started_at=now)):
+                if ciphertext:
+                    conn.execute(sa.insert(_TOKENS).values(job_id=request.job_id,
+                                                           token=ciphertext))
+                return _record(_row(conn, request.job_id)), True
+            existing = _record(_row(conn, request.job_id, lock=True))
+            if not request.same_job_as(existing.operation, existing.share_id):
+                raise exception.JobConflict(
+                    f"job {request.job_id} is a {existing.operation} of share "
+                    f"{existing.share_id}; it cannot be reused for a {request.operation} "
+                    f"of share {request.share_id}",
+                    details={"job_id": request.job_id, "operation": existing.operation,
+                             "share_id": existing.share_id})
+            if ciphertext and not existing.finished and existing.project_id == project_id:
+                _put_token(conn, request.job_id, ciphertext)
+            return existing, False
 
         return self._db.transaction(f"accepting job {request.job_id}", body)
 
