@@ -7,9 +7,9 @@ any worker show it -- and announced with a ``manila_protector.<operation>.progre
 notification, at most one per job every ``[worker] progress_interval``
 seconds, the first no sooner than that after the job began to run (its
 ``.start`` announced it): a phase change within that interval of the last
-notification is held back, and only the latest such phase is sent, as soon as the interval has
-passed (at the job's next phase change or next poll of Manila, which comes at
-most ``[manila] poll_max_interval`` later).  A job's terminal notification is
+notification is held back, and only the latest such phase is sent, as soon as
+the interval has passed (at the job's next phase change or next poll of Manila,
+which comes at most ``[manila] poll_max_interval`` later).  A job's terminal notification is
 never held back or replaced by progress: the runner sends it as before.
 
 Progress is best effort: a phase the store could not record, or a
