@@ -55,6 +55,8 @@ FIRST_DELAYS = (0.0, 0.25)
 CONFIGS = tuple((factor, 0.0) for factor in FACTORS) + ((DEFAULT_FACTOR, FIRST_DELAYS[1]),)
 KARBOR_INTERVAL = 15.0
 REAL_T = 2.0
+#: Protects a runtime makes before the learnt figures are taken.
+WARM_UP = 20
 
 
 def completion_target(t: float) -> float:
@@ -119,6 +121,37 @@ def virtual_runs(seeds: int) -> dict[tuple[float, float, float], list[Run]]:
                     standin.reset_requests()
                     began = clock.now()
                     saved = protector.protect(share["id"], options, job_tag=str(uuid.uuid4()))
+                    done.append(Run(clock.now() - began,
+                                    snapshot_polls(standin, saved.snapshot_id)))
+    return runs
+
+
+def learnt_runs(seeds: int, warm_up: int = WARM_UP) -> dict[float, list[Run]]:
+    """Per T: ``seeds`` protects at the default settings after ``warm_up`` others, every one
+    on one runtime's :class:`waiting.Expected` (a worker that has protected before)."""
+    manual = ManualClock(start=1_800_000_000.0)
+    clock = VirtualClock(manual)
+    runs: dict[float, list[Run]] = {}
+    with ManilaStandIn(StandInConfig(), clock=manual) as standin:
+        project = rig.unlimited_project(standin)
+        factory = client_factory.ClientFactory(
+            lambda auth, connections: ks_session.Session(auth=auth, session=connections))
+        manila = factory.for_token(f"bench:{project}", standin.endpoint)
+        options = values.ProtectOptions(snapshot_name="bench", description="")
+        policy = waiting.WaitPolicy(initial_interval=INITIAL_INTERVAL)
+        for t in T_VALUES:
+            standin.config.delays.snapshot_create = t
+            expected = waiting.Expected()
+            done = runs.setdefault(t, [])
+            for seed in range(warm_up + seeds):
+                protector = share_protector.ShareProtector(
+                    manila, waiting.Waiter(policy, clock, random.Random(seed),
+                                           expected=expected))
+                share = standin.create_share(project, size=1)
+                standin.reset_requests()
+                began = clock.now()
+                saved = protector.protect(share["id"], options, job_tag=str(uuid.uuid4()))
+                if seed >= warm_up:
                     done.append(Run(clock.now() - began,
                                     snapshot_polls(standin, saved.snapshot_id)))
     return runs
@@ -200,6 +233,22 @@ def main(argv: list[str] | None = None) -> int:
                  f"{args.seeds} seeds), with the default first poll at once and with "
                  f"poll_first_delay = {FIRST_DELAYS[1]:g} s:")
 
+    learnt = learnt_runs(args.seeds)
+    rows = []
+    for t in T_VALUES:
+        first_waits = runs[(t, DEFAULT_FACTOR, 0.0)]
+        for label, measured in (("first of its kind", first_waits),
+                                (f"after {WARM_UP} others", learnt[t])):
+            ratios = [r.completion / t for r in measured]
+            polls = [r.polls for r in measured]
+            rows.append([_t(t), label, f"{report.median(ratios):.2f}", f"{max(ratios):.2f}",
+                         f"{report.median(polls):g}", str(max(polls))])
+    report.table(["T", "protect", "completion/T median", "worst", "polls median", "worst"],
+                 rows,
+                 f"Learning what a snapshot takes (default settings, virtual time, {args.seeds} "
+                 f"seeds): a runtime's first protect beside one made after {WARM_UP} others "
+                 "of the same T:")
+
     real = real_runs(args.real_runs)
     virtual = runs[(REAL_T, DEFAULT_FACTOR, 0.0)]
     report.table(
@@ -235,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
         summary += f", met elsewhere; Karbor: {karbor_small:.0f}x T at T={T_VALUES[0]:g} s"
     else:
         summary += f"met at every T; Karbor: {karbor_small:.0f}x T at T={T_VALUES[0]:g} s"
+    learnt_worst = max(r.completion / t for t in T_VALUES for r in learnt[t])
+    summary += (f"; learnt after {WARM_UP} protects: completion/T <= {learnt_worst:.2f}, polls "
+                f"{' / '.join(str(max(r.polls for r in learnt[t])) for t in T_VALUES)}")
     report.figure(summary)
     return 0
 

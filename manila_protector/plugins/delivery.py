@@ -145,13 +145,19 @@ class Delivery:
     def _tick(self, status: str | None, elapsed: float, remaining: float) -> None:
         self.progress.waiting(status=status, elapsed=elapsed, remaining=remaining)
 
+    def now(self) -> float:
+        """The waits' clock time (what :meth:`wait`'s ``since`` takes)."""
+        return self._waiter.clock.now()
+
     def wait(self, fetch: typing.Callable[[], str], sets: statuses.StatusSets,
              deadline: waiting.Deadline, what: str, *, changed: bool = False,
-             phase: str | None = progress_mod.WAITING_FOR_MANILA) -> str:
+             phase: str | None = progress_mod.WAITING_FOR_MANILA,
+             since: float | None = None) -> str:
         """See :meth:`waiting.Waiter.wait`; the wait is ``phase`` (None: the current one)."""
         if phase is not None:
             self.phase(phase, what, deadline)
-        return self._waiter.wait(fetch, sets, deadline, what, changed=changed, tick=self._tick)
+        return self._waiter.wait(fetch, sets, deadline, what, changed=changed, tick=self._tick,
+                                 since=since)
 
     def until(self, probe: typing.Callable[[], _T | None], deadline: waiting.Deadline,
               what: str, *, changed: bool = False,

@@ -1,7 +1,8 @@
 """protect = snapshot the share, and save what a restore needs.
 
 Waits (bounded) for the share to be ``available``; adopts a snapshot already
-tagged with the job's tag; when the protect fails once its snapshot exists (it
+tagged with the job's tag; reads the share's access rules while Manila makes the
+snapshot; when the protect fails once its snapshot exists (it
 ended in ``error``, the deadline passed, Manila stayed unreachable) the
 snapshot is deleted.
 """
@@ -56,11 +57,15 @@ class Protect(delivery_mod.Operation):
             LOG.info("share %s: snapshot %s requested", share_id, snapshot["id"])
 
         snapshot_id = snapshot["id"]
+        requested_at = delivery.now()
         try:
+            # Read while Manila makes the snapshot: the wait counts this time as waited.
+            rules = delivery.read(lambda: self._saved_rules(share_id), deadline,
+                                  f"reading the access rules of share {share_id}")
             polled = delivery.snapshot_status(snapshot_id)
             status = delivery.wait(polled, statuses.SNAPSHOT_READY, deadline,
                                    f"snapshot {snapshot_id} of share {share_id}",
-                                   changed=not adopted)
+                                   changed=not adopted, since=requested_at)
             if status not in statuses.SNAPSHOT_READY.ready:
                 raise exception.OperationFailed(
                     f"snapshot {snapshot_id} of share {share_id} ended in status {status!r}",
@@ -68,8 +73,6 @@ class Protect(delivery_mod.Operation):
                              "status": status},
                 )
             snapshot = polled.last
-            rules = delivery.read(lambda: self._saved_rules(share_id), deadline,
-                                  f"reading the access rules of share {share_id}")
         except exception.ProtectorError as exc:
             cleaned = delivery.discard_snapshot(snapshot_id)
             delivery_mod.left_behind(exc, "snapshot_id", snapshot_id, cleaned)

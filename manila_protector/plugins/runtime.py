@@ -80,6 +80,8 @@ class PluginRuntime:
         self.clock = clock or waiting.SystemClock()
         self._rng = rng
         self._observer = observer
+        # What each kind of change usually takes, learnt across this process's jobs.
+        self.expected = waiting.Expected()
 
     @classmethod
     def from_conf(cls, conf: typing.Any, group: str = "manila",
@@ -106,7 +108,7 @@ class PluginRuntime:
         phases."""
         return share_protector.ShareProtector(
             manila, waiting.Waiter(self.settings.wait_policy, self.clock, self._rng,
-                                    observer=self._observer),
+                                    observer=self._observer, expected=self.expected),
             self.settings.timeouts, guard=guard, token_expires_in=token_expires_in,
             progress=progress,
         )

@@ -9,6 +9,13 @@ The default ``g = 1.25`` keeps the lateness within a quarter of the time
 waited: a job ends by ``1.25 * T + t0``. Jitter only ever *shortens* an
 interval, so it never breaks that bound.
 
+A wait that follows a change (a snapshot requested, a share being made) also
+learns: :class:`Expected` keeps, per kind of change, a time by which that
+kind is done nine times in ten, and the wait adds one poll at that time (the
+one that usually ends it) -- it only ever shortens an interval.  Its first poll
+is then at half that time (at most ``max_interval``), not at once: a change is
+never done at once, and the polls before are spared.
+
 A long wait says so: an INFO line every :data:`LOG_EVERY` seconds of it (what
 is waited for, the status Manila last showed, the time waited, the time left
 to the deadline).  The sleeps between polls are cut at those moments, which
@@ -36,6 +43,9 @@ _T = typing.TypeVar("_T")
 
 #: Seconds between two INFO lines of one long wait (and before the first).
 LOG_EVERY = 60.0
+
+#: Seconds a wake-up may come early by (a clock's rounding).
+_EPSILON = 1e-9
 
 #: Hears each poll of a wait: (the status last seen, seconds waited, seconds left).
 Tick = typing.Callable[[str | None, float, float], None]
@@ -151,6 +161,52 @@ class Deadline:
             details=details)
 
 
+class Expected:
+    """What each kind of change usually takes, learnt from the waits that followed one.
+
+    Per kind (a wait's :class:`statuses.StatusSets`), the time from the request to
+    the point by which the change is done in :data:`QUANTILE` of the waits: each wait
+    moves it down a little when the change was done by then and up more when it was
+    not (stochastic quantile tracking, a step of :data:`STEP` of the value), and
+    halves it when a change was done by half of it.  The first wait of a kind sets it
+    to the middle of its last two polls.  Thread-safe: a worker's jobs share one.
+    """
+
+    #: The share of waits whose change is done by the expected time.
+    QUANTILE = 0.9
+    #: How far one wait moves the expected time (a fraction of it).
+    STEP = 0.1
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._at: dict[typing.Hashable, float] = {}
+
+    def at(self, kind: typing.Hashable) -> float | None:
+        """Seconds after the request by which ``kind`` is usually done (None: not known yet)."""
+        with self._lock:
+            return self._at.get(kind)
+
+    def first(self, kind: typing.Hashable, pending_at: float, done_at: float) -> None:
+        """A wait with nothing learnt yet ended: last seen pending, then done, at these times."""
+        with self._lock:
+            self._at.setdefault(kind, max((pending_at + done_at) / 2, 1e-3))
+
+    def learn(self, kind: typing.Hashable, done_by_then: bool,
+              done_at: float | None = None) -> None:
+        """Whether the change was done at the expected time (the first poll from then on);
+        ``done_at``: it was seen done that early.  One done by half the expected time
+        halves it: changes that got much faster are followed at once."""
+        with self._lock:
+            at = self._at.get(kind)
+            if at is None:
+                return
+            if done_at is not None and done_at <= at / 2:
+                self._at[kind] = max(at / 2, 1e-3)
+                return
+            step = -(1 - self.QUANTILE) if done_by_then else self.QUANTILE
+            self._at[kind] = max(at * (1 + self.STEP * step), 1e-3)
+
+
 class Waiter:
     """Polls a status function until it reaches a terminal status or a deadline passes."""
 
@@ -160,11 +216,13 @@ class Waiter:
         clock: Clock,
         rng: random.Random | None = None,
         observer: observe.Observer = observe.NOTHING,
+        expected: Expected | None = None,
     ) -> None:
         self.policy = policy
         self.clock = clock
         self._rng = rng or random.Random()
         self._observer = observer
+        self._expected = expected
 
     def until(
         self,
@@ -175,6 +233,8 @@ class Waiter:
         changed: bool = False,
         pending: typing.Callable[[], str | None] = lambda: None,
         tick: Tick | None = None,
+        kind: typing.Hashable | None = None,
+        since: float | None = None,
     ) -> _T:
         """Poll ``probe`` until it returns something other than None.
 
@@ -188,13 +248,22 @@ class Waiter:
         :param pending: what was last seen while waiting (for the deadline's message
             and the wait's INFO lines).
         :param tick: called after each poll that did not end the wait.
+        :param kind: with ``changed``, what kind of change is waited for: the wait
+            polls when such a change is usually done (see :class:`Expected`) and
+            teaches the waiter's :class:`Expected` how long this one took.
+        :param since: the clock time the change was requested (default: now); work
+            done in between (another read) counts as waiting.
         :returns: the probe's first outcome that is not None.
         :raises exception.DeadlineExceeded: the deadline passed first.
         """
         polls = [0]
         outcome = "error"
+        learning = None
+        if changed and kind is not None and self._expected is not None:
+            learning = _Learning(self._expected, kind)
         try:
-            found = self._until(probe, deadline, what, changed, pending, polls, tick)
+            found = self._until(probe, deadline, what, changed, pending, polls, tick,
+                                learning, self.clock.now() if since is None else since)
             outcome = "done"
             return found
         except exception.DeadlineExceeded:
@@ -205,8 +274,8 @@ class Waiter:
 
     def _until(self, probe: typing.Callable[[], _T | None], deadline: Deadline, what: str,
                changed: bool, pending: typing.Callable[[], str | None],
-               counted: list[int], tick: Tick | None) -> _T:
-        started = self.clock.now()
+               counted: list[int], tick: Tick | None, learning: _Learning | None,
+               started: float) -> _T:
         next_line = started + LOG_EVERY
         last_error: exception.ProtectorError | None = None
         polls = 0
@@ -216,9 +285,13 @@ class Waiter:
                 return f"Manila unreachable ({last_error.code})"
             return f"last seen {pending()!r}"
 
-        if changed and self.policy.first_delay > 0:
-            # (first_delay is short: seconds, never near LOG_EVERY.)
-            self.clock.sleep(min(self.policy.first_delay, max(deadline.remaining(), 0.0)))
+        first = self.policy.first_delay if changed else 0.0
+        if learning is not None and learning.at is not None:
+            first = max(first, min(learning.at / 2, self.policy.max_interval))
+        pause = min(started + first - self.clock.now(), deadline.remaining())
+        if pause > 0:
+            # (The first delay is short: seconds, never near LOG_EVERY.)
+            self.clock.sleep(pause)
         while True:
             polls += 1
             counted[0] = polls
@@ -232,6 +305,8 @@ class Waiter:
                 last_error = exc
                 LOG.debug("%s: transient error while polling: %s", what, exc)
             else:
+                if learning is not None:
+                    learning.polled(polled_at - started, done=outcome is not None)
                 if outcome is not None:
                     LOG.debug("%s: done after %d poll(s), %.2fs", what, polls,
                               deadline.elapsed())
@@ -249,6 +324,9 @@ class Waiter:
             # Counted from the poll's start (Manila's answer took part of it), but at
             # least half of it a pause: a slow answer is not followed at once by another.
             wake = max(polled_at + interval, now + interval / 2)
+            if learning is not None and learning.aim(now - started, wake - started):
+                # The time such a change is usually done comes first: poll then.
+                wake = started + typing.cast(float, learning.at)
             wake = min(wake, now + remaining)
             while True:
                 now = self.clock.now()
@@ -256,7 +334,7 @@ class Waiter:
                     LOG.info("%s: still waiting after %.0fs, %s; deadline in %.0fs",
                              what, now - started, last_seen(), deadline.remaining())
                     next_line += LOG_EVERY * max(1, (now - next_line) // LOG_EVERY + 1)
-                if now >= wake:
+                if now >= wake - _EPSILON:
                     break
                 self.clock.sleep(min(wake, next_line) - now)
 
@@ -269,6 +347,7 @@ class Waiter:
         *,
         changed: bool = False,
         tick: Tick | None = None,
+        since: float | None = None,
     ) -> str:
         """Poll ``fetch`` until its status is in ``statuses.ready`` or ``statuses.failed``.
 
@@ -277,8 +356,10 @@ class Waiter:
         :param statuses: how to read each status.
         :param deadline: when to give up.
         :param what: how messages name the resource ("snapshot 123").
-        :param changed: see :meth:`until`.
+        :param changed: see :meth:`until`; a wait after a change learns how long
+            changes to ``statuses`` take (the sets are the kind of change).
         :param tick: see :meth:`until`.
+        :param since: see :meth:`until`.
         :returns: the terminal status (from ``ready`` or ``failed``).
         :raises exception.DeadlineExceeded: the deadline passed first.
         :raises exception.OperationFailed: an unknown status was seen.
@@ -297,7 +378,7 @@ class Waiter:
             return None
 
         return self.until(terminal, deadline, what, changed=changed, pending=lambda: seen[0],
-                          tick=tick)
+                          tick=tick, kind=statuses, since=since)
 
     def retry(
         self,
@@ -335,3 +416,38 @@ class Waiter:
                 LOG.info("%s failed (%s, attempt %d); retrying", what, exc.code, tries)
             interval = self.policy.next_interval(self.clock.now() - started, self._rng)
             self.clock.sleep(min(interval, remaining))
+
+
+class _Learning:
+    """One wait's part in :class:`Expected`: where it aims its extra poll, what it saw."""
+
+    def __init__(self, expected: Expected, kind: typing.Hashable) -> None:
+        self._expected = expected
+        self._kind = kind
+        #: Seconds after the request the change is usually done by (None: not known).
+        self.at = expected.at(kind)
+        self._pending_at = 0.0
+        self._aimed = False
+        self._told = False
+
+    def aim(self, now: float, wake: float) -> bool:
+        """Whether the next poll, due at ``wake``, should come earlier: at :attr:`at`."""
+        if self.at is None or self._told or self._aimed or not now < self.at < wake:
+            return False
+        self._aimed = True
+        return True
+
+    def polled(self, elapsed: float, *, done: bool) -> None:
+        """A poll ``elapsed`` seconds after the request found the change ``done`` or not."""
+        if self.at is None:
+            if done:
+                self._expected.first(self._kind, self._pending_at, elapsed)
+            else:
+                self._pending_at = elapsed
+            return
+        # The first poll at or after the expected time says whether the change was
+        # done by then; one done earlier says it too.
+        if not self._told and (done or self._aimed or elapsed >= self.at):
+            self._told = True
+            self._expected.learn(self._kind, done_by_then=done,
+                                 done_at=elapsed if done else None)

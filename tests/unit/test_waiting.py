@@ -260,3 +260,129 @@ def test_every_poll_of_a_wait_is_reported_to_its_tick():
     # Every poll but the last (which ended the wait) is heard, with time waited and left.
     assert [t[1] for t in ticks] == polls[:-1]
     assert all(status == "creating" and elapsed + left == 100 for status, elapsed, left in ticks)
+
+
+# -- learning what a change usually takes -------------------------------------------------
+
+
+def change_done_after(clock, seconds, polls):
+    """A change requested now, done ``seconds`` later; each poll's time since the request."""
+    requested = clock.now()
+
+    def fetch():
+        polls.append(clock.now() - requested)
+        return "available" if clock.now() - requested >= seconds else "creating"
+    return fetch
+
+
+def learning_waiter(clock, expected, **policy):
+    return waiting.Waiter(waiting.WaitPolicy(**policy), clock, random.Random(7),
+                          expected=expected)
+
+
+def run_changes(clock, waiter, durations):
+    """One wait per duration, each after a change; per wait, the polls' times."""
+    every = []
+    for seconds in durations:
+        polls = []
+        waiter.wait(change_done_after(clock, seconds, polls), SETS,
+                    waiting.Deadline(clock, 600), "snapshot s", changed=True)
+        every.append(polls)
+    return every
+
+
+def test_waits_after_a_change_learn_to_poll_when_such_a_change_is_done():
+    clock = VirtualClock()
+    expected = waiting.Expected()
+    waits = run_changes(clock, learning_waiter(clock, expected), [1.0] * 60)
+    first, learnt = waits[0], waits[-20:]
+    # Without anything learnt: polls from the start, seen about a quarter late.
+    assert first[0] == 0.0 and first[-1] > 1.15
+    # Learnt: the change is seen soon after it is done, with fewer requests.
+    lateness = [polls[-1] - 1.0 for polls in learnt]
+    assert all(late >= 0 for late in lateness)
+    assert sum(lateness) / len(lateness) < 0.06
+    assert max(len(polls) for polls in learnt) < len(first)
+    assert 1.0 <= expected.at(SETS) < 1.12
+
+
+def test_the_learnt_time_follows_changes_getting_slower_and_faster():
+    clock = VirtualClock()
+    expected = waiting.Expected()
+    waiter = learning_waiter(clock, expected)
+    run_changes(clock, waiter, [1.0] * 40)
+    run_changes(clock, waiter, [4.0] * 40)
+    assert 4.0 <= expected.at(SETS) < 4.5
+    run_changes(clock, waiter, [2.0] * 120)
+    assert 2.0 <= expected.at(SETS) < 2.3
+    # Much faster at once: followed within a few waits (each halves it), not a hundred.
+    run_changes(clock, waiter, [0.3] * 3)
+    assert expected.at(SETS) < 0.6
+
+
+@pytest.mark.parametrize("ready_at", [2.0, 30.0, 600.0])
+def test_a_change_slower_than_learnt_is_still_seen_within_the_geometric_bound(ready_at):
+    clock = VirtualClock()
+    expected = waiting.Expected()
+    waiter = learning_waiter(clock, expected)
+    run_changes(clock, waiter, [1.0] * 30)
+    [polls] = run_changes(clock, waiter, [ready_at])
+    assert ready_at <= polls[-1] <= 1.25 * ready_at + 0.25
+
+
+def test_a_change_faster_than_learnt_is_seen_by_half_the_learnt_time_at_most():
+    clock = VirtualClock()
+    expected = waiting.Expected()
+    waiter = learning_waiter(clock, expected)
+    run_changes(clock, waiter, [10.0] * 30)
+    learnt = expected.at(SETS)
+    [polls] = run_changes(clock, waiter, [0.5])
+    assert polls == [pytest.approx(learnt / 2)]
+
+
+def test_the_first_poll_never_waits_longer_than_the_longest_interval():
+    clock = VirtualClock()
+    expected = waiting.Expected()
+    waiter = learning_waiter(clock, expected, max_interval=5.0)
+    run_changes(clock, waiter, [120.0] * 3)
+    [polls] = run_changes(clock, waiter, [1.0])
+    assert polls == [pytest.approx(5.0)]
+
+
+def test_waits_without_a_change_neither_learn_nor_wait_for_the_first_poll():
+    clock = VirtualClock()
+    expected = waiting.Expected()
+    waiter = learning_waiter(clock, expected)
+    run_changes(clock, waiter, [3.0] * 10)
+    learnt = expected.at(SETS)
+    polls = []
+    waiter.wait(change_done_after(clock, 0.0, polls), SETS, waiting.Deadline(clock, 60),
+                "snapshot s")
+    assert polls == [0.0]
+    assert expected.at(SETS) == learnt
+
+
+def test_each_kind_of_change_learns_its_own_time():
+    clock = VirtualClock()
+    expected = waiting.Expected()
+    waiter = learning_waiter(clock, expected)
+    other = statuses.StatusSets(ready=frozenset({"available"}),
+                                pending=frozenset({"creating", "reverting"}))
+    run_changes(clock, waiter, [1.0] * 20)
+    assert expected.at(other) is None
+    polls = []
+    waiter.wait(change_done_after(clock, 8.0, polls), other, waiting.Deadline(clock, 60),
+                "share s", changed=True)
+    assert polls[0] == 0.0
+    assert expected.at(other) > 6.0 and expected.at(SETS) < 1.2
+
+
+def test_time_spent_since_the_change_counts_as_waited():
+    clock = VirtualClock()
+    waiter = make_waiter(clock, first_delay=2.0)
+    requested = clock.now()
+    clock.sleep(0.5)  # another request, made while Manila works
+    polls = []
+    waiter.wait(change_done_after(clock, 0.0, polls), SETS, waiting.Deadline(clock, 60),
+                "snapshot s", changed=True, since=requested)
+    assert clock.now() == pytest.approx(2.0)
