@@ -25,6 +25,7 @@ polls <= 5*ln(T/0.25) + 3.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import random
 import sys
@@ -55,6 +56,7 @@ FIRST_DELAYS = (0.0, 0.25)
 CONFIGS = tuple((factor, 0.0) for factor in FACTORS) + ((DEFAULT_FACTOR, FIRST_DELAYS[1]),)
 KARBOR_INTERVAL = 15.0
 REAL_T = 2.0
+OPTIONS = values.ProtectOptions(snapshot_name="bench", description="")
 #: Protects a runtime makes before the learnt figures are taken.
 WARM_UP = 20
 
@@ -97,17 +99,22 @@ def snapshot_polls(standin: ManilaStandIn, snapshot_id: str) -> int:
     return sum(1 for r in standin.requests() if r.method == "GET" and r.route == route)
 
 
-def virtual_runs(seeds: int) -> dict[tuple[float, float, float], list[Run]]:
-    """Every (T, growth factor, first delay) of CONFIGS with ``seeds`` seeds, on virtual time."""
+@contextlib.contextmanager
+def _virtual_standin() -> typing.Iterator[tuple[VirtualClock, ManilaStandIn, str, typing.Any]]:
+    """A stand-in on a manual clock: (the waits' clock, the stand-in, a project, a client)."""
     manual = ManualClock(start=1_800_000_000.0)
-    clock = VirtualClock(manual)
-    runs: dict[tuple[float, float, float], list[Run]] = {}
     with ManilaStandIn(StandInConfig(), clock=manual) as standin:
         project = rig.unlimited_project(standin)
         factory = client_factory.ClientFactory(
             lambda auth, connections: ks_session.Session(auth=auth, session=connections))
-        manila = factory.for_token(f"bench:{project}", standin.endpoint)
-        options = values.ProtectOptions(snapshot_name="bench", description="")
+        yield (VirtualClock(manual), standin, project,
+               factory.for_token(f"bench:{project}", standin.endpoint))
+
+
+def virtual_runs(seeds: int) -> dict[tuple[float, float, float], list[Run]]:
+    """Every (T, growth factor, first delay) of CONFIGS with ``seeds`` seeds, on virtual time."""
+    runs: dict[tuple[float, float, float], list[Run]] = {}
+    with _virtual_standin() as (clock, standin, project, manila):
         for t in T_VALUES:
             standin.config.delays.snapshot_create = t
             for factor, first in CONFIGS:
@@ -120,7 +127,7 @@ def virtual_runs(seeds: int) -> dict[tuple[float, float, float], list[Run]]:
                     share = standin.create_share(project, size=1)
                     standin.reset_requests()
                     began = clock.now()
-                    saved = protector.protect(share["id"], options, job_tag=str(uuid.uuid4()))
+                    saved = protector.protect(share["id"], OPTIONS, job_tag=str(uuid.uuid4()))
                     done.append(Run(clock.now() - began,
                                     snapshot_polls(standin, saved.snapshot_id)))
     return runs
@@ -129,15 +136,8 @@ def virtual_runs(seeds: int) -> dict[tuple[float, float, float], list[Run]]:
 def learnt_runs(seeds: int, warm_up: int = WARM_UP) -> dict[float, list[Run]]:
     """Per T: ``seeds`` protects at the default settings after ``warm_up`` others, every one
     on one runtime's :class:`waiting.Expected` (a worker that has protected before)."""
-    manual = ManualClock(start=1_800_000_000.0)
-    clock = VirtualClock(manual)
     runs: dict[float, list[Run]] = {}
-    with ManilaStandIn(StandInConfig(), clock=manual) as standin:
-        project = rig.unlimited_project(standin)
-        factory = client_factory.ClientFactory(
-            lambda auth, connections: ks_session.Session(auth=auth, session=connections))
-        manila = factory.for_token(f"bench:{project}", standin.endpoint)
-        options = values.ProtectOptions(snapshot_name="bench", description="")
+    with _virtual_standin() as (clock, standin, project, manila):
         policy = waiting.WaitPolicy(initial_interval=INITIAL_INTERVAL)
         for t in T_VALUES:
             standin.config.delays.snapshot_create = t
@@ -150,7 +150,7 @@ def learnt_runs(seeds: int, warm_up: int = WARM_UP) -> dict[float, list[Run]]:
                 share = standin.create_share(project, size=1)
                 standin.reset_requests()
                 began = clock.now()
-                saved = protector.protect(share["id"], options, job_tag=str(uuid.uuid4()))
+                saved = protector.protect(share["id"], OPTIONS, job_tag=str(uuid.uuid4()))
                 if seed >= warm_up:
                     done.append(Run(clock.now() - began,
                                     snapshot_polls(standin, saved.snapshot_id)))

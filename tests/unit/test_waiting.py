@@ -280,6 +280,15 @@ def learning_waiter(clock, expected, **policy):
                           expected=expected)
 
 
+def learnt_from(durations, **policy):
+    """A waiter (its clock, its Expected) that has waited for changes of these durations."""
+    clock = VirtualClock()
+    expected = waiting.Expected()
+    waiter = learning_waiter(clock, expected, **policy)
+    run_changes(clock, waiter, durations)
+    return clock, expected, waiter
+
+
 def run_changes(clock, waiter, durations):
     """One wait per duration, each after a change; per wait, the polls' times."""
     every = []
@@ -307,10 +316,7 @@ def test_waits_after_a_change_learn_to_poll_when_such_a_change_is_done():
 
 
 def test_the_learnt_time_follows_changes_getting_slower_and_faster():
-    clock = VirtualClock()
-    expected = waiting.Expected()
-    waiter = learning_waiter(clock, expected)
-    run_changes(clock, waiter, [1.0] * 40)
+    clock, expected, waiter = learnt_from([1.0] * 40)
     run_changes(clock, waiter, [4.0] * 40)
     assert 4.0 <= expected.at(SETS) < 4.5
     run_changes(clock, waiter, [2.0] * 120)
@@ -322,38 +328,26 @@ def test_the_learnt_time_follows_changes_getting_slower_and_faster():
 
 @pytest.mark.parametrize("ready_at", [2.0, 30.0, 600.0])
 def test_a_change_slower_than_learnt_is_still_seen_within_the_geometric_bound(ready_at):
-    clock = VirtualClock()
-    expected = waiting.Expected()
-    waiter = learning_waiter(clock, expected)
-    run_changes(clock, waiter, [1.0] * 30)
+    clock, expected, waiter = learnt_from([1.0] * 30)
     [polls] = run_changes(clock, waiter, [ready_at])
     assert ready_at <= polls[-1] <= 1.25 * ready_at + 0.25
 
 
 def test_a_change_faster_than_learnt_is_seen_by_half_the_learnt_time_at_most():
-    clock = VirtualClock()
-    expected = waiting.Expected()
-    waiter = learning_waiter(clock, expected)
-    run_changes(clock, waiter, [10.0] * 30)
+    clock, expected, waiter = learnt_from([10.0] * 30)
     learnt = expected.at(SETS)
     [polls] = run_changes(clock, waiter, [0.5])
     assert polls == [pytest.approx(learnt / 2)]
 
 
 def test_the_first_poll_never_waits_longer_than_the_longest_interval():
-    clock = VirtualClock()
-    expected = waiting.Expected()
-    waiter = learning_waiter(clock, expected, max_interval=5.0)
-    run_changes(clock, waiter, [120.0] * 3)
+    clock, expected, waiter = learnt_from([120.0] * 3, max_interval=5.0)
     [polls] = run_changes(clock, waiter, [1.0])
     assert polls == [pytest.approx(5.0)]
 
 
 def test_waits_without_a_change_neither_learn_nor_wait_for_the_first_poll():
-    clock = VirtualClock()
-    expected = waiting.Expected()
-    waiter = learning_waiter(clock, expected)
-    run_changes(clock, waiter, [3.0] * 10)
+    clock, expected, waiter = learnt_from([3.0] * 10)
     learnt = expected.at(SETS)
     polls = []
     waiter.wait(change_done_after(clock, 0.0, polls), SETS, waiting.Deadline(clock, 60),
