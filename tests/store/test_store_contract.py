@@ -100,15 +100,15 @@ def test_a_context_carrying_a_token_is_refused(store):
 def test_begin_marks_running_and_start_is_notified_apart(store):
     job = store_child.request()
     accept(store, job)
-    assert not store.start_notified(job.job_id)
+    assert not store.load(job.job_id).start_notified
     stored = store.begin(job.job_id, "worker-a")
     assert stored.record.status == "running"
     assert stored.record.started_at is not None
     assert stored.auth_token == "token-1"
     # Recorded only once the broker confirmed the .start notification.
-    assert not store.start_notified(job.job_id) and not stored.start_notified
+    assert not store.load(job.job_id).start_notified and not stored.start_notified
     store.mark_notified(job.job_id, terminal=False)
-    assert store.start_notified(job.job_id)
+    assert store.load(job.job_id).start_notified
     again = store.begin(job.job_id, "worker-a")  # a resumed job keeps its first start
     assert again.record.started_at == stored.record.started_at
     assert again.start_notified   # a resumed job does not announce its start again
@@ -174,7 +174,6 @@ def test_unknown_jobs_are_not_found(store):
     unknown = str(uuid.uuid4())
     for call in (lambda: store.get(unknown), lambda: store.load(unknown),
                  lambda: store.begin(unknown, "w"), lambda: store.finish(unknown, "w"),
-                 lambda: store.start_notified(unknown),
                  lambda: store.mark_notified(unknown, terminal=True)):
         with pytest.raises(exception.NotFound):
             call()

@@ -126,6 +126,8 @@ class FleetRun:
     #: Seconds from the kill to the last of those jobs' terminal notifications.
     takeover_seconds: float | None = None
     error_codes: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: Seconds from the first cast to each job's first terminal notification, in order.
+    ends: list[float] = dataclasses.field(default_factory=list)
 
     # -- the counts --------------------------------------------------------------------
 
@@ -140,6 +142,16 @@ class FleetRun:
     @property
     def rate(self) -> float:
         return self.jobs / self.seconds
+
+    @property
+    def steady_rate(self) -> float:
+        """Jobs per second while the run was in full flow: from the 10th to the 90th
+        percentile of the jobs' ends (the casting and the last jobs' tail left out)."""
+        if len(self.ends) < 10:
+            return float("nan")
+        low, high = len(self.ends) // 10, len(self.ends) * 9 // 10
+        span = self.ends[high - 1] - self.ends[low]
+        return (high - 1 - low) / span if span > 0 else float("nan")
 
     def without_terminal(self) -> list[str]:
         return sorted(j for j, n in self.terminal.items() if n == 0)
@@ -344,7 +356,8 @@ def run(
         rss_samples=sampler.samples, killed=killed, killed_at=killed_at,
         killed_unfinished=killed_unfinished, killed_unsent=killed_unsent, resent=resent,
         takeover_seconds=takeover_seconds,
-        error_codes=dict(codes))
+        error_codes=dict(codes),
+        ends=sorted(min(note[3] for note in notes) for notes in seen.values()))
 
 
 def machine_load() -> str:

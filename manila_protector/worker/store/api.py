@@ -523,14 +523,6 @@ class JobStore:
 
         return self._stored(*self._db.transaction(f"loading job {job_id}", body))
 
-    def start_notified(self, job_id: str) -> bool:
-        """Whether the job's ``.start`` notification was recorded as sent.
-
-        :raises exception.NotFound: no such job.
-        """
-        return self._db.transaction(
-            f"reading job {job_id}", lambda conn: bool(_row(conn, job_id).start_notified))
-
     def end_notified(self, job_id: str) -> bool:
         """Whether the job's terminal notification was recorded as sent.
 
