@@ -16,6 +16,13 @@ failing does not skip the others, and none ends the worker):
   a time (what this worker can start soon, see ``JobRunner.adopt``), every
   :data:`ADOPT_PERIOD` seconds until none is left, so that the live workers
   share a dead one's jobs instead of the first to notice queueing them all;
+* **balance**: while fewer jobs wait here than there are slots, take over jobs
+  that no worker has begun from the worker with the most of them waiting
+  (``JobRunner.steal``): after a burst, RabbitMQ's first-come hand-out can leave
+  one worker with a long queue while the others idle.  Also every
+  :data:`ADOPT_PERIOD` seconds as soon as a job ends here with few waiting
+  behind it (:meth:`Housekeeper.nudge`), and again while the last round found
+  some;
 * **sweep**: delete what failed jobs made and could not delete, under the share's
   lock, with the service's own ``[manila]`` credentials (without them, what is
   left stays named in the failed jobs' errors);
@@ -81,7 +88,10 @@ class Housekeeper:
         # Owners gone for good whose jobs are being adopted, a chunk per round.
         self._adopting: set[str] = set()
         self._last_purge: float | None = None
+        # Jobs may be waiting on another worker while this one has room (see balance).
+        self._balancing = False
         self._stopped = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -90,26 +100,57 @@ class Housekeeper:
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stopped.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def nudge(self) -> None:
+        """This worker has room for more jobs: look for some waiting elsewhere soon
+        (within :data:`ADOPT_PERIOD`)."""
+        self._balancing = True
+        self._wake.set()
+
     def _loop(self) -> None:
-        last_round = self._clock()
+        last_round = last_quick = self._clock()
         while True:
-            pause = min(self._interval, ADOPT_PERIOD) if self._adopting else self._interval
-            if self._stopped.wait(pause):
+            quick = self._adopting or self._balancing
+            pause = min(self._interval, ADOPT_PERIOD) if quick else self._interval
+            if quick:  # (nudged early: the quick round still comes at its time)
+                pause = max(0.0, pause - (self._clock() - last_quick))
+            self._wake.wait(pause)
+            self._wake.clear()
+            if self._stopped.is_set():
                 return
-            if self._clock() - last_round >= self._interval - pause / 2:
-                last_round = self._clock()
+            now = self._clock()
+            if now - last_round >= self._interval - pause / 2:
+                last_round = last_quick = now
                 self.run_once()
-            else:  # a takeover in progress: its next chunk
-                self._step(self.take_over)
+            elif now - last_quick >= ADOPT_PERIOD * 0.9:
+                # A takeover in progress (its next chunk), or jobs to balance.
+                last_quick = now
+                if self._adopting:
+                    self._step(self.take_over)
+                if self._balancing:
+                    self._step(self.balance)
 
     def run_once(self) -> None:
         """One round of every step (each one's failure is logged, the others still run)."""
-        for step in (self.rejoin, self.resend, self.resume, self.take_over, self.sweep,
-                     self.purge):
+        for step in (self.rejoin, self.resend, self.resume, self.take_over, self.balance,
+                     self.sweep, self.purge):
             self._step(step)
+
+    def balance(self) -> int:
+        """Take over jobs waiting on a busier worker while this one has room.
+
+        :returns: how many were taken over.
+        """
+        self._balancing = False
+        if not self._runner.wants_work():
+            return 0
+        taken = self._runner.steal()
+        # Some were found: there may be more (the next quick round looks again).
+        self._balancing = taken > 0
+        return taken
 
     @staticmethod
     def _step(step: typing.Callable[[], typing.Any]) -> None:

@@ -185,6 +185,9 @@ class JobRunner:
         self._announcing: set[str] = set()
         # Jobs a request thread is accepting (recorded, not yet scheduled): not strays.
         self._accepting: set[str] = set()
+        #: Called when a job ends and fewer jobs wait here than there are slots (the
+        #: housekeeping's ``nudge``: it looks for jobs waiting on a busier worker).
+        self.room_made: typing.Callable[[], None] = lambda: None
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -226,6 +229,34 @@ class JobRunner:
         """How many of a dead worker's jobs to adopt now (see :meth:`adopt`)."""
         slots = self._pool.size
         return max(slots, 2 * slots - self._pool.running - self._pool.queued)
+
+    def wants_work(self) -> bool:
+        """Whether this worker would soon have a slot with nothing to run: fewer jobs wait
+        here than it has slots."""
+        return self._pool.queued < self._pool.size
+
+    def steal(self) -> int:
+        """Take over jobs that wait on a busier worker while slots here would idle.
+
+        RabbitMQ hands each request to whichever worker asks first, and a worker
+        queues what it accepted: after a burst one worker can hold a long queue
+        while the others have nothing left.  Up to what this worker can start soon
+        (its free slots and as many again queued, less what waits here) of the
+        busiest worker's jobs that nobody has begun move here, oldest first; that
+        worker keeps at least ``max_concurrent_jobs`` of them and never fewer than
+        this one then holds (``JobStore.steal``).
+
+        :returns: the number of jobs taken over.
+        """
+        slots = self._pool.size
+        room = 2 * slots - self._pool.running - self._pool.queued
+        if self._stopping.is_set() or room < 1:
+            return 0
+        taken = self._store.steal(self.host, limit=room, keep=slots)
+        for job_id in taken:
+            LOG.info("job %s: taken over from a busier worker", job_id)
+            self._schedule(job_id)
+        return len(taken)
 
     def resume_strays(self) -> int:
         """Schedule this worker's unfinished jobs that no thread here holds.
@@ -405,8 +436,14 @@ class JobRunner:
             with self._done_lock:
                 event = self._done.get(job_id)
             if event is not None:
-                if not self._stopping.is_set() and event.wait(timeout) and event.record:
-                    return event.record
+                began = time.monotonic()
+                if not self._stopping.is_set() and event.wait(timeout):
+                    if event.record is not None:
+                        return event.record
+                    # Another worker runs it now: its outcome comes through the store.
+                    return self._wait_in_store(
+                        job_id, None if timeout is None
+                        else max(0.0, timeout - (time.monotonic() - began)))
                 return self._store.get(job_id)
             return self._wait_in_store(job_id, timeout)
         finally:
@@ -473,11 +510,20 @@ class JobRunner:
 
     def _run(self, job_id: str) -> None:
         try:
+            self._run_one(job_id)
+        finally:
+            if self.wants_work():
+                self.room_made()
+
+    def _run_one(self, job_id: str) -> None:
+        try:
             stored = self._store.begin(job_id, self.host)
         except exception.NotOwner:
-            LOG.warning("job %s: adopted by another worker while it waited here; leaving it",
-                        job_id)
-            self._release_waiters(job_id, self._store.get(job_id))
+            # Adopted (this worker was missing from the group) or taken over by a worker
+            # with free slots: it runs there.
+            LOG.info("job %s: another worker took it over while it waited here; leaving it",
+                     job_id)
+            self._release_waiters(job_id, None)
             return
         if stored.record.finished:
             self._release_waiters(job_id, stored.record)
@@ -521,15 +567,16 @@ class JobRunner:
             except exception.NotOwner:
                 LOG.warning("job %s: adopted by another worker while it ran here; its "
                             "outcome is that worker's to record", job_id)
-                self._release_waiters(job_id, self._store.get(job_id))
+                self._release_waiters(job_id, None)
                 return
             # The outcome is in the store: a waiting caller may have it now, while the
             # terminal notification goes out (sent again later if the broker refuses it).
             self._release_waiters(job_id, record)
             self._announce(record)
 
-    def _release_waiters(self, job_id: str, record: jobs.JobRecord) -> None:
-        """Hand a finished job's record to the callers waiting for it."""
+    def _release_waiters(self, job_id: str, record: jobs.JobRecord | None) -> None:
+        """Hand a finished job's record to the callers waiting for it (None: another
+        worker finishes it; they wait for it in the store)."""
         with self._done_lock:
             event = self._done.pop(job_id, None)
         if event is not None:

@@ -197,6 +197,7 @@ class WorkerService:
             host=self.host, capabilities=capabilities,
             interval=conf.worker.housekeeping_interval,
             takeover_after=conf.worker.takeover_after, retention=conf.worker.job_retention)
+        self.runner.room_made = self.housekeeper.nudge
         self.housekeeper.start()
         if self.metrics is not None:
             self._start_listener(self.metrics)

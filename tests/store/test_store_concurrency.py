@@ -111,6 +111,33 @@ def test_threads_adopting_one_dead_worker_take_each_job_once(store, make_store, 
         a for a in adopters if store.unnotified(a)}
 
 
+def test_threads_stealing_from_one_busy_worker_take_each_job_once(store, make_store):
+    waiting = []
+    for _ in range(JOBS):
+        job = store_child.request()
+        store.accept(job, owner="victim", project_id="p", context={}, auth_token="t",
+                     host="h", request_id=None)
+        waiting.append(job.job_id)
+    thieves = [f"thief-{i}" for i in range(RACERS)]
+    stores = {thief: make_store() for thief in thieves}
+    barrier = threading.Barrier(len(thieves))
+
+    def race(thief):
+        barrier.wait(timeout=60)
+        # A few each: the victim stays the busiest (a thief that became busier
+        # would lawfully lose jobs it has not begun to the next one).
+        return stores[thief].steal(thief, limit=3, keep=0)
+
+    with concurrent.futures.ThreadPoolExecutor(len(thieves)) as pool:
+        results = dict(zip(thieves, pool.map(race, thieves), strict=True))
+    moved = [job_id for ids in results.values() for job_id in ids]
+    assert len(moved) == len(set(moved)) and set(moved) <= set(waiting)
+    assert len(moved) == 3 * RACERS
+    for thief, ids in results.items():
+        assert all(store.load(job_id).owner == thief for job_id in ids)
+    assert store.counts(owner="victim")["accepted"] == JOBS - len(moved)
+
+
 def _in_processes(target, arguments):
     """Run ``target(*arguments[name], barrier)`` in one spawned process per name."""
     context = multiprocessing.get_context("spawn")

@@ -239,6 +239,44 @@ def test_a_worker_cannot_adopt_itself_nor_adopt_nothing(store):
         store.adopt("dead", "worker-a", limit=0)
 
 
+def test_steal_takes_half_the_difference_of_the_busiest_workers_oldest_waiting_jobs(store):
+    busy = [store_child.request() for _ in range(10)]
+    for job in busy:
+        accept(store, job, owner="worker-a")
+    for _ in range(2):
+        accept(store, owner="worker-b")
+    accept(store, owner="worker-c")
+    store.begin(busy[0].job_id, "worker-a")  # begun: never moves
+    waiting = [job.job_id for job in busy[1:]]
+
+    # worker-a has 9 waiting, worker-c 1: half the difference moves, oldest first.
+    taken = store.steal("worker-c", limit=10, keep=2)
+    assert taken == waiting[:4]
+    assert {store.load(j).owner for j in taken} == {"worker-c"}
+    assert {store.get(j).host for j in taken} == {"worker-c"}
+    # Its old owner finds it gone when it comes to run it; the new one runs it.
+    with pytest.raises(exception.NotOwner):
+        store.begin(taken[0], "worker-a")
+    assert store.begin(taken[0], "worker-c").record.status == "running"
+    # Balanced now (5 and 4 waiting): nothing moves; the owner keeps ``keep`` of them.
+    assert store.steal("worker-c", limit=10, keep=2) == []
+    assert store.steal("worker-d", limit=10, keep=4) == waiting[4:5]
+    # worker-a and worker-c have 4 waiting each now: one of them gives its oldest.
+    [last] = store.steal("worker-d", limit=1, keep=0)
+    assert last in (waiting[5], taken[1])
+    assert store.counts(owner="worker-a")["running"] == 1
+    assert store.counts(owner="worker-d") == {"accepted": 2}
+
+
+def test_steal_finds_nothing_without_other_workers_waiting_jobs_and_refuses_nonsense(store):
+    accept(store, owner="worker-a")
+    assert store.steal("worker-a", limit=5, keep=0) == []
+    assert store.steal("worker-b", limit=5, keep=1) == []
+    for limit, keep in ((0, 1), (1, -1)):
+        with pytest.raises(ValueError):
+            store.steal("worker-b", limit=limit, keep=keep)
+
+
 def test_purge_forgets_only_finished_notified_jobs_past_retention(store):
     old, unsent, running = (store_child.request() for _ in range(3))
     for job in (old, unsent, running):

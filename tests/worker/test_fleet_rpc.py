@@ -155,6 +155,9 @@ class _Runner:
     def sweep_leftovers(self):
         return 0
 
+    def wants_work(self):
+        return False
+
 
 def test_a_worker_missing_for_takeover_after_has_its_jobs_adopted_once():
     now = [1000.0]
@@ -232,6 +235,49 @@ def test_housekeeping_takes_the_next_chunk_every_adopt_period_not_every_interval
     finally:
         keeper.stop()
     assert [moved for _, moved in runner.adopted] == [10, 10, 10]
+
+
+class _IdleRunner(_Runner):
+    """Has room; finds ``found`` jobs waiting elsewhere per steal, one batch after another."""
+
+    def __init__(self, found):
+        super().__init__()
+        self.found = list(found)
+        self.stolen = []
+        self.done = threading.Event()
+
+    def wants_work(self):
+        return True
+
+    def steal(self):
+        taken = self.found.pop(0) if self.found else 0
+        self.stolen.append(taken)
+        if not self.found:
+            self.done.set()
+        return taken
+
+
+def test_a_nudge_balances_at_once_and_again_while_jobs_are_found_not_every_interval():
+    runner = _IdleRunner([5, 3, 0])
+    keeper = housekeeping.Housekeeper(
+        runner=runner, store=_Store({"me"}), membership=_Membership(live={"me"}), group="g",
+        host="me", capabilities={}, interval=3600, takeover_after=300, retention=0)
+    keeper.start()
+    try:
+        keeper.nudge()  # a job ended here with few behind it
+        assert runner.done.wait(timeout=30)
+    finally:
+        keeper.stop()
+    # Looked again while it found some, and stopped looking once it found none.
+    assert runner.stolen == [5, 3, 0]
+
+
+def test_a_busy_worker_does_not_look_for_jobs_elsewhere():
+    runner = _Runner()  # wants_work() is False
+    keeper = housekeeping.Housekeeper(
+        runner=runner, store=_Store({"me"}), membership=_Membership(live={"me"}), group="g",
+        host="me", capabilities={}, interval=3600, takeover_after=300, retention=0)
+    assert keeper.balance() == 0
 
 
 def test_a_worker_that_comes_back_is_not_adopted():

@@ -473,6 +473,49 @@ class JobStore:
                      dead_owner)
         return moved
 
+    def steal(self, thief: str, *, limit: int, keep: int) -> list[str]:
+        """Move jobs waiting on the busiest other worker to ``thief``, atomically.
+
+        Only jobs no worker has begun (``accepted``): the owner that finds one
+        gone when it comes to run it leaves it (``begin`` is fenced on the owner).
+        The busiest owner is the one with the most such jobs; it keeps ``keep`` of
+        them, and never fewer than the thief will then hold: at most half the
+        difference moves, oldest first, at most ``limit``.  Of several thieves at
+        once, each job goes to exactly one.
+
+        :returns: the ids moved (oldest first): the jobs to schedule on ``thief``.
+        :raises ValueError: ``limit`` below 1 or ``keep`` below 0.
+        """
+        if limit < 1 or keep < 0:
+            raise ValueError(f"steal at least one job keeping none or more, not {limit}/{keep}")
+
+        def body(conn: sa.Connection) -> list[str]:
+            waiting = dict(conn.execute(
+                sa.select(_JOBS.c.owner, sa.func.count())
+                .where(_JOBS.c.status == jobs.ACCEPTED).group_by(_JOBS.c.owner)).all())
+            mine = int(waiting.pop(thief, 0))
+            if not waiting:
+                return []
+            victim, count = max(waiting.items(), key=lambda item: (item[1], item[0]))
+            share = min(limit, int(count) - keep, (int(count) - mine) // 2)
+            if share < 1:
+                return []
+            ids = [row.job_id for row in conn.execute(
+                sa.select(_JOBS.c.job_id)
+                .where(_JOBS.c.owner == victim, _JOBS.c.status == jobs.ACCEPTED)
+                .order_by(_JOBS.c.created_at, _JOBS.c.job_id).limit(share).with_for_update())]
+            if ids:
+                conn.execute(sa.update(_JOBS).where(
+                    _JOBS.c.job_id.in_(ids), _JOBS.c.owner == victim,
+                    _JOBS.c.status == jobs.ACCEPTED).values(owner=thief, host=thief))
+            return ids
+
+        moved = self._db.transaction(f"taking over jobs waiting elsewhere for {thief}", body)
+        if moved:
+            LOG.info("worker %s took over %d job(s) waiting on a busier worker", thief,
+                     len(moved))
+        return moved
+
     def purge(self, older_than: float) -> int:
         """Forget finished, notified jobs that finished more than ``older_than`` seconds ago.
 
