@@ -3,7 +3,7 @@
 ::
 
     python -m bench.fleet            # the size: 10,000 jobs, 4 workers (tox -e fleet)
-    python -m bench.fleet --quick    # a smoke run: 120 jobs on 4 workers; 24 per worker side by side
+    python -m bench.fleet --quick    # a smoke run: 120 jobs; 24 per worker side by side
 
 Worker processes (``python -m manila_protector.worker.service``, ``max_concurrent_jobs
 = --slots`` each) share a topic on the machine's RabbitMQ (an exchange of their own),

@@ -320,7 +320,7 @@ class Breakdown:
         ("Manila client per job (session, client)", client_factory.ClientFactory,
          ("for_caller",)),
         ("job store (SQLite default, oslo.db)", store_api.JobStore,
-         ("accept", "begin", "finish", "mark_notified", "get", "start_notified")),
+         ("accept", "begin", "finish", "mark_notified", "get", "set_phase")),
         ("notifications (.start and .end)", notifier_mod.JobNotifier, ("start", "finished")),
         ("validation (request envelope, schemas)", jobs.JobRequest, ("build",)),
         ("validation (request envelope, schemas)", schemas, ("validate",)),

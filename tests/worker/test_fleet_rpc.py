@@ -118,6 +118,59 @@ def test_beyond_max_waiting_calls_a_call_gets_the_accepted_record_and_get_job_an
     assert not waiting.is_alive()
 
 
+def test_jobs_waiting_on_a_busy_worker_run_on_one_with_room_and_their_callers_get_the_end(
+        fresh, project, tmp_path):
+    conf, standin = fresh.conf, fresh.standin
+    conf.set_override("max_concurrent_jobs", 1, group="worker")
+    conf.set_override("housekeeping_interval", 1, group="worker")
+    # Two workers of one host: one job store (an SQLite file), a state_path each.
+    conf.set_override("connection", f"sqlite:///{tmp_path / 'jobs.sqlite'}", group="database")
+    conf.set_override("token_keys", "k" * 43 + "=", group="worker")
+    standin.config.delays.snapshot_create = 3600  # a snapshot is made when the test says
+    shares = [standin.create_share(project, size=1) for _ in range(3)]
+    ctxt = oslo_context.RequestContext(auth_token=f"alice:{project}", project_id=project,
+                                       user_id="alice", roles=["member"])
+    busy = fresh.make_worker()
+    running, waiting, last = new_id(), new_id(), new_id()
+    fresh.client.protect(ctxt, running, shares[0]["id"], OPTIONS, cast=True)
+    fresh.notifications.wait_for(lambda c: c.events(running))
+    answer = {}
+    caller = threading.Thread(  # waits for the end of a job queued on the busy worker
+        target=lambda: answer.update(fresh.client.protect(ctxt, waiting, shares[1]["id"],
+                                                          OPTIONS)), daemon=True)
+    caller.start()
+    fresh.notifications.wait_for(lambda c: c.events(waiting))
+    fresh.client.protect(ctxt, last, shares[2]["id"], OPTIONS, cast=True)
+    rabbit.wait_until(lambda: busy.runner.load == {"running": 1, "queued": 2}, 30,
+                      "two jobs queued behind the busy worker's only slot")
+
+    conf.set_override("host", f"idle-{uuid.uuid4().hex[:6]}")
+    conf.set_override("state_path", str(tmp_path / "idle-state"))
+    idle = fresh.make_worker()
+    # The idle worker takes over the oldest waiting job (the busy one keeps one: its
+    # max_concurrent_jobs) and runs it while the busy worker's slot is still taken.
+    made = rabbit.wait_until(lambda: standin.snapshots(share_id=shares[1]["id"]), 30,
+                             "the waiting job's snapshot, made by the idle worker")
+    assert fresh.client.get_job(ctxt, waiting)["host"] == idle.host
+    assert not standin.snapshots(share_id=shares[2]["id"])
+    for share in shares[:2]:
+        [snapshot] = standin.snapshots(share_id=share["id"])
+        standin.set_snapshot_status(snapshot["id"], "available")
+    fresh.notifications.wait_for(lambda c: c.terminal(waiting) and c.terminal(running))
+    made = rabbit.wait_until(lambda: standin.snapshots(share_id=shares[2]["id"]), 30,
+                             "the last job's snapshot, on the busy worker")
+    standin.set_snapshot_status(made[0]["id"], "available")
+    fresh.notifications.wait_for(lambda c: c.terminal(last))
+    caller.join(30)
+
+    # The caller that waited on the busy worker got the end the idle worker recorded.
+    assert answer["status"] == "succeeded" and answer["host"] == idle.host
+    ended = {job: fresh.notifications.terminal(job) for job in (running, waiting, last)}
+    assert {job: [n["payload"]["host"] for n in notes] for job, notes in ended.items()} == {
+        running: [busy.host], waiting: [idle.host], last: [busy.host]}
+    assert all(len(standin.snapshots(share_id=share["id"])) == 1 for share in shares)
+
+
 class _Membership:
     def __init__(self, live):
         self.live = set(live)
