@@ -290,7 +290,7 @@ class Waiter:
             first = max(first, min(learning.at / 2, self.policy.max_interval))
         pause = min(started + first - self.clock.now(), deadline.remaining())
         if pause > 0:
-            # (The first delay is short: seconds, never near LOG_EVERY.)
+            # (At most max_interval: a wait's first INFO line may come that much late.)
             self.clock.sleep(pause)
         while True:
             polls += 1
